@@ -1,0 +1,5 @@
+import sys
+
+from maag.cli import main
+
+sys.exit(main())

@@ -1,0 +1,291 @@
+"""Trajectory data: episodes of a ground-truth game, stored as safetensors shards.
+
+A dataset folder holds shards (`shard-00012.safetensors`, each a stack of whole episodes)
+and a manifest (`manifest.json`, or `manifest-K-of-N.json` per machine) with the game's
+spec, the seeds, the counts and a SHA-256 per shard. Reading checks size and checksum
+before parsing a shard, so a truncated or tampered file is named, never half-used.
+
+Arrays of a shard with E episodes of T steps:
+  frames  uint8 (E, T+1, H, W, 3)  frame 0 is the reset frame
+  actions int64 (E, T)             actions[t] led from frame t to frame t+1
+  values  int32 (E, T+1, V)        in spec.values order
+  events  uint8 (E, T+1, K)        how often each spec event fired on that step
+  camera  int32 (E, T+1, 2)        world pixel (x, y) of the view
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save_file
+from tqdm import tqdm
+
+from maag.errors import MaagError
+from maag.io import atomic_path, ensure_writable_dir, sha256_bytes, write_atomic
+from maag.spec import GameSpec
+
+FORMAT = "maag-trajectories/1"
+ARRAYS = ("frames", "actions", "values", "events", "camera")
+SHARD_TARGET_BYTES = 64 << 20
+
+
+def episode_seeds(seed: int, index: int) -> tuple[int, int]:
+    """(engine seed, agent seed) of episode `index` of a run seeded with `seed`."""
+    state = np.random.SeedSequence([seed, index]).generate_state(2)
+    return int(state[0]), int(state[1])
+
+
+def generate_episode(game: str, agent: str, steps: int, seed: int, index: int) -> dict:
+    """Play one episode of `game` with a scripted agent; arrays as in the module docstring."""
+    from maag.games import get_game, make_agent
+
+    definition = get_game(game)
+    spec = definition.spec
+    engine_seed, agent_seed = episode_seeds(seed, index)
+    engine = definition.engine(engine_seed)
+    player = make_agent(game, agent, agent_seed)
+    event_index = {name: i for i, name in enumerate(spec.event_names)}
+
+    frames = np.empty((steps + 1, spec.frame_height, spec.frame_width, 3), dtype=np.uint8)
+    actions = np.empty(steps, dtype=np.int64)
+    values = np.empty((steps + 1, len(spec.values)), dtype=np.int32)
+    events = np.zeros((steps + 1, len(spec.events)), dtype=np.uint8)
+    camera = np.empty((steps + 1, 2), dtype=np.int32)
+    step = engine.reset(engine_seed)
+    for t in range(steps + 1):
+        frames[t] = step.frame
+        values[t] = [step.values[name] for name in spec.value_names]
+        camera[t] = step.camera
+        for name in step.events:
+            events[t, event_index[name]] += 1
+        if t < steps:
+            actions[t] = player.act(step)
+            step = engine.step(int(actions[t]))
+    return {
+        "frames": frames,
+        "actions": actions,
+        "values": values,
+        "events": events,
+        "camera": camera,
+    }
+
+
+@dataclass(frozen=True)
+class _ShardJob:
+    out: str
+    index: int
+    game: str
+    agent: str
+    steps: int
+    seed: int
+    episodes: tuple[int, int]  # [start, stop)
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.safetensors"
+
+
+def _write_shard(job: _ShardJob) -> dict[str, Any]:
+    episodes = [
+        generate_episode(job.game, job.agent, job.steps, job.seed, i) for i in range(*job.episodes)
+    ]
+    arrays = {key: np.stack([e[key] for e in episodes]) for key in ARRAYS}
+    target = Path(job.out) / shard_name(job.index)
+    with atomic_path(target) as tmp:
+        save_file(arrays, str(tmp), metadata={"format": FORMAT, "game": job.game})
+        data = tmp.read_bytes()
+    return {
+        "file": target.name,
+        "episodes": list(job.episodes),
+        "seeds": [list(episode_seeds(job.seed, i)) for i in range(*job.episodes)],
+        "bytes": len(data),
+        "sha256": sha256_bytes(data),
+    }
+
+
+def manifest_name(shard_index: int, num_shards: int) -> str:
+    if num_shards == 1:
+        return "manifest.json"
+    return f"manifest-{shard_index:05d}-of-{num_shards:05d}.json"
+
+
+def write_dataset(
+    game: str,
+    agent: str,
+    episodes: int,
+    steps: int,
+    out: str | Path,
+    seed: int = 0,
+    workers: int = 1,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    episodes_per_shard: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Generate this machine's part (`shard_index` of `num_shards`) of a dataset into `out`.
+
+    Returns the manifest path. Episode seeds depend only on `seed` and the episode
+    index, so the same dataset comes out however the work is split.
+    """
+    from maag.games import get_game, make_agent
+
+    spec = get_game(game).spec
+    make_agent(game, agent, 0)  # name check before any work
+    for name, number, least in (
+        ("episodes", episodes, 1),
+        ("steps", steps, 1),
+        ("workers", workers, 1),
+    ):
+        if number < least:
+            raise MaagError(f"--{name} must be at least {least}, got {number}")
+    if not 0 <= shard_index < num_shards:
+        raise MaagError(f"--shard-index must be in 0..{num_shards - 1}, got {shard_index}")
+    out = ensure_writable_dir(out)
+    manifest_path = out / manifest_name(shard_index, num_shards)
+    if manifest_path.exists() and not overwrite:
+        raise MaagError(f"{out} already holds a dataset (pass --overwrite to replace it)")
+
+    frame_bytes = spec.frame_height * spec.frame_width * 3
+    per_shard = episodes_per_shard or max(1, SHARD_TARGET_BYTES // ((steps + 1) * frame_bytes))
+    starts = range(0, episodes, per_shard)
+    jobs = [
+        _ShardJob(str(out), j, game, agent, steps, seed, (s, min(s + per_shard, episodes)))
+        for j, s in enumerate(starts)
+        if j % num_shards == shard_index
+    ]
+    records = []
+    total = sum(job.episodes[1] - job.episodes[0] for job in jobs)
+    with tqdm(total=total, unit="episode", disable=not progress, desc=f"{game} data") as bar:
+        if workers == 1:
+            results = map(_write_shard, jobs)
+            pool = None
+        else:
+            pool = multiprocessing.get_context("spawn").Pool(workers)
+            results = pool.imap(_write_shard, jobs)
+        try:
+            for record in results:
+                records.append(record)
+                bar.update(record["episodes"][1] - record["episodes"][0])
+        finally:
+            if pool is not None:
+                pool.terminate()
+    manifest = {
+        "format": FORMAT,
+        "game": game,
+        "spec": spec.to_dict(),
+        "agent": agent,
+        "seed": seed,
+        "steps": steps,
+        "episodes": episodes,
+        "episodes_per_shard": per_shard,
+        "shard_index": shard_index,
+        "num_shards": num_shards,
+        "shards": records,
+    }
+    write_atomic(manifest_path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+    return manifest_path
+
+
+class Dataset:
+    """A verified view of a dataset folder (one or several machines' manifests)."""
+
+    def __init__(self, path: str | Path, game: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise MaagError(f"no dataset folder at {self.path}")
+        manifests = sorted(self.path.glob("manifest*.json"))
+        if not manifests:
+            raise MaagError(f"{self.path} holds no manifest.json: not a maag dataset")
+        parts = [_read_manifest(m) for m in manifests]
+        first = parts[0]
+        for part, path_ in zip(parts, manifests, strict=True):
+            for key in ("game", "spec", "steps", "seed", "episodes", "agent"):
+                if part[key] != first[key]:
+                    raise MaagError(f"{path_.name} disagrees with {manifests[0].name} on {key}")
+        self.manifest = first
+        self.spec = GameSpec.from_dict(first["spec"])
+        if game is not None and first["game"] != game:
+            raise MaagError(f"dataset {self.path} is {first['game']} data, expected {game}")
+        self.steps: int = first["steps"]
+        self.shards: list[dict[str, Any]] = sorted(
+            (s for p in parts for s in p["shards"]), key=lambda s: s["episodes"][0]
+        )
+        self.num_episodes = sum(s["episodes"][1] - s["episodes"][0] for s in self.shards)
+
+    def load_shard(self, i: int) -> dict[str, np.ndarray]:
+        """Shard `i`'s arrays after checking its size, checksum and shapes."""
+        record = self.shards[i]
+        path = self.path / record["file"]
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise MaagError(f"shard {path} is missing") from None
+        if len(data) != record["bytes"]:
+            raise MaagError(
+                f"shard {path} is truncated or altered: "
+                f"{len(data)} bytes, manifest says {record['bytes']}"
+            )
+        if sha256_bytes(data) != record["sha256"]:
+            raise MaagError(f"shard {path} is corrupted: checksum does not match the manifest")
+        try:
+            arrays = load_safetensors(data)
+        except SafetensorError as exc:
+            raise MaagError(f"shard {path} cannot be parsed: {exc}") from None
+        self._check_shapes(path, arrays, record["episodes"][1] - record["episodes"][0])
+        return arrays
+
+    def _check_shapes(self, path: Path, arrays: dict[str, np.ndarray], count: int) -> None:
+        s, t = self.spec, self.steps
+        expected = {
+            "frames": (count, t + 1, s.frame_height, s.frame_width, 3),
+            "actions": (count, t),
+            "values": (count, t + 1, len(s.values)),
+            "events": (count, t + 1, len(s.events)),
+            "camera": (count, t + 1, 2),
+        }
+        for key, shape in expected.items():
+            if key not in arrays or arrays[key].shape != shape:
+                got = arrays[key].shape if key in arrays else "nothing"
+                raise MaagError(f"shard {path} has {key} of shape {got}, expected {shape}")
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        for i in range(len(self.shards)):
+            yield self.load_shard(i)
+
+    def verify(self) -> None:
+        """Check every shard (size, checksum, shapes) and that no episode is missing."""
+        covered = sorted(tuple(s["episodes"]) for s in self.shards)
+        expected_start = 0
+        for start, stop in covered:
+            if start != expected_start:
+                raise MaagError(
+                    f"dataset {self.path} lacks episodes {expected_start}..{start - 1} "
+                    "(a machine's manifest is missing?)"
+                )
+            expected_start = stop
+        if expected_start != self.manifest["episodes"]:
+            raise MaagError(
+                f"dataset {self.path} holds {expected_start} "
+                f"of {self.manifest['episodes']} episodes"
+            )
+        for _ in self:
+            pass
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MaagError(f"manifest {path} cannot be read: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise MaagError(f"{path} is not a maag trajectory manifest ({FORMAT})")
+    return manifest

@@ -1,0 +1,192 @@
+"""The protocol that ground-truth engines and generative games share.
+
+A game's `GameSpec` is plain data (frame geometry, actions, values, events and their
+effects); everything downstream is derived from it. `Game` is the gym-like interface:
+`reset(seed) -> Step`, `step(action) -> Step`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from maag.errors import MaagError
+
+
+@dataclass(frozen=True)
+class ValueSpec:
+    """A number the game holds to be true (score, lives), its range and its HUD place."""
+
+    name: str
+    low: int
+    high: int
+    initial: int
+    hud_x: int  # left pixel column of its zero-padded digits in the HUD band
+
+    @property
+    def digits(self) -> int:
+        """Fixed number of digits the HUD draws (zero-padded)."""
+        return len(str(self.high))
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What an event does to one value: add `amount`, or set it to `amount`."""
+
+    value: str
+    op: Literal["add", "set"]
+    amount: int
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """A game event and the value changes it causes (applied in order)."""
+
+    name: str
+    effects: tuple[Effect, ...] = ()
+
+
+@dataclass(frozen=True)
+class GameSpec:
+    """Everything a model, a data shard or a metric needs to know about a game."""
+
+    name: str
+    frame_height: int
+    frame_width: int
+    hud_height: int  # rows at the top of the frame that show values, not the world
+    actions: tuple[str, ...]
+    values: tuple[ValueSpec, ...]
+    events: tuple[EventSpec, ...]
+
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.values)
+
+    @property
+    def event_names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.events)
+
+    def value(self, name: str) -> ValueSpec:
+        for v in self.values:
+            if v.name == name:
+                return v
+        raise MaagError(f"{self.name} has no value named {name!r}")
+
+    def event(self, name: str) -> EventSpec:
+        for e in self.events:
+            if e.name == name:
+                return e
+        raise MaagError(f"{self.name} has no event named {name!r}")
+
+    def initial_values(self) -> dict[str, int]:
+        return {v.name: v.initial for v in self.values}
+
+    def apply_events(self, values: Mapping[str, int], events: Iterable[str]) -> dict[str, int]:
+        """The values after `events`, each effect applied in order and clamped to its range."""
+        result = dict(values)
+        for name in events:
+            for effect in self.event(name).effects:
+                v = self.value(effect.value)
+                new = result[v.name] + effect.amount if effect.op == "add" else effect.amount
+                result[v.name] = min(max(new, v.low), v.high)
+        return result
+
+    def check_values(self, values: Mapping[str, int]) -> None:
+        """Raise MaagError unless `values` names exactly this game's values, each in range."""
+        if set(values) != set(self.value_names):
+            raise MaagError(
+                f"{self.name} values must be {list(self.value_names)}, got {sorted(values)}"
+            )
+        for v in self.values:
+            if not v.low <= values[v.name] <= v.high:
+                raise MaagError(
+                    f"{self.name} value {v.name}={values[v.name]} is outside {v.low}..{v.high}"
+                )
+
+    def check_action(self, action: int) -> int:
+        """The action as an int, or MaagError naming the valid range."""
+        if isinstance(action, bool) or not isinstance(action, (int, np.integer)):
+            raise MaagError(f"action must be an int index, got {action!r}")
+        if not 0 <= action < len(self.actions):
+            raise MaagError(
+                f"action {action} out of range for {self.name}: 0..{len(self.actions) - 1} "
+                f"({', '.join(self.actions)})"
+            )
+        return int(action)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GameSpec:
+        try:
+            return cls(
+                name=d["name"],
+                frame_height=int(d["frame_height"]),
+                frame_width=int(d["frame_width"]),
+                hud_height=int(d["hud_height"]),
+                actions=tuple(d["actions"]),
+                values=tuple(ValueSpec(**v) for v in d["values"]),
+                events=tuple(
+                    EventSpec(e["name"], tuple(Effect(**f) for f in e["effects"]))
+                    for e in d["events"]
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MaagError(f"malformed game spec: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one reset or step shows and holds to be true."""
+
+    frame: np.ndarray  # uint8 (H, W, 3)
+    values: dict[str, int]
+    events: tuple[str, ...]  # an event may appear more than once (two ghosts eaten at once)
+    camera: tuple[int, int]  # world pixel (x, y) shown at frame row hud_height, column 0
+
+
+class Game(ABC):
+    """A playable game: a ground-truth engine or a generative model."""
+
+    spec: GameSpec
+
+    @abstractmethod
+    def reset(self, seed: int | None = None) -> Step:
+        """Start a new episode (reseeded when `seed` is given) and return its first step."""
+
+    @abstractmethod
+    def step(self, action: int) -> Step:
+        """Advance one step with `action`, an index into `spec.actions`."""
+
+
+class Agent(Protocol):
+    """A scripted player: sees each Step (as a person would) and picks the next action."""
+
+    def act(self, step: Step) -> int: ...
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a person reads off a frame. Subclasses add the scene; None means illegible."""
+
+    values: dict[str, int] | None
+
+    @property
+    def readable(self) -> bool:
+        """True when every part of the frame could be read."""
+        return all(getattr(self, name) is not None for name in self.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class GameDefinition:
+    """One ground-truth game: its spec, engine, frame reader and scripted agents."""
+
+    spec: GameSpec
+    engine: Callable[[int], Game]  # seed -> engine
+    read_frame: Callable[[np.ndarray], Reading]
+    agents: Mapping[str, Callable[[GameSpec, int], Agent]] = field(default_factory=dict)

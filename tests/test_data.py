@@ -1,0 +1,109 @@
+"""Trajectory shards: round trip, work splitting, and every way a dataset can be broken."""
+
+import json
+
+import numpy as np
+import pytest
+
+from maag.data import ARRAYS, Dataset, generate_episode, write_dataset
+from maag.errors import MaagError
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    write_dataset("traveler", "wanderer", 5, 30, out, seed=7, episodes_per_shard=2, progress=False)
+    return out
+
+
+def test_round_trip_equals_the_episodes_played(dataset):
+    data = Dataset(dataset, game="traveler")
+    data.verify()
+    assert data.num_episodes == 5 and len(data.shards) == 3
+    shard = data.load_shard(1)  # episodes 2 and 3
+    for k, index in enumerate((2, 3)):
+        episode = generate_episode("traveler", "wanderer", 30, seed=7, index=index)
+        for key in ARRAYS:
+            assert np.array_equal(shard[key][k], episode[key]), key
+    assert shard["values"][0, -1, 0] == shard["events"][0, :, 0].sum()  # score = buildings
+
+
+def test_split_across_machines_and_workers_gives_the_same_data(tmp_path, dataset):
+    for index in range(2):
+        write_dataset(
+            "traveler", "wanderer", 5, 30, tmp_path, seed=7, episodes_per_shard=2,
+            workers=2, shard_index=index, num_shards=2, progress=False,
+        )  # fmt: skip
+    split, whole = Dataset(tmp_path), Dataset(dataset)
+    split.verify()
+    assert [s["episodes"] for s in split.shards] == [s["episodes"] for s in whole.shards]
+    for a, b in zip(split, whole, strict=True):
+        assert all(np.array_equal(a[key], b[key]) for key in ARRAYS)
+
+
+def test_missing_machine_is_detected(tmp_path):
+    write_dataset(
+        "traveler", "random", 4, 5, tmp_path, episodes_per_shard=1, shard_index=1,
+        num_shards=2, progress=False,
+    )  # fmt: skip
+    with pytest.raises(MaagError, match=r"lacks episodes 0\.\.0"):
+        Dataset(tmp_path).verify()
+
+
+def copy_dataset(src, dst):
+    for path in src.iterdir():
+        (dst / path.name).write_bytes(path.read_bytes())
+    return dst
+
+
+def test_flipped_byte_is_named(tmp_path, dataset):
+    copy_dataset(dataset, tmp_path)
+    shard = tmp_path / "shard-00001.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 1
+    shard.write_bytes(bytes(data))
+    with pytest.raises(MaagError, match=r"shard-00001.safetensors is corrupted"):
+        Dataset(tmp_path).verify()
+
+
+def test_truncated_and_missing_shards_are_named(tmp_path, dataset):
+    copy_dataset(dataset, tmp_path)
+    shard = tmp_path / "shard-00002.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(MaagError, match=r"shard-00002.safetensors is truncated"):
+        Dataset(tmp_path).verify()
+    shard.unlink()
+    with pytest.raises(MaagError, match=r"shard-00002.safetensors is missing"):
+        Dataset(tmp_path).verify()
+
+
+def test_manifest_of_another_game_or_garbage_is_refused(tmp_path, dataset):
+    with pytest.raises(MaagError, match="is traveler data, expected pong"):
+        Dataset(dataset, game="pong")
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(MaagError, match="cannot be read"):
+        Dataset(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(MaagError, match="not a maag trajectory manifest"):
+        Dataset(tmp_path)
+    with pytest.raises(MaagError, match="no dataset folder"):
+        Dataset(tmp_path / "nowhere")
+
+
+def test_existing_dataset_is_not_overwritten_by_accident(dataset):
+    before = (dataset / "manifest.json").read_bytes()
+    with pytest.raises(MaagError, match="already holds a dataset"):
+        write_dataset("traveler", "wanderer", 1, 3, dataset, progress=False)
+    assert (dataset / "manifest.json").read_bytes() == before
+
+
+def test_unwritable_output_and_bad_counts_leave_nothing(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(MaagError, match="cannot write to"):
+        write_dataset("traveler", "wanderer", 1, 3, blocker / "out", progress=False)
+    with pytest.raises(MaagError, match="--steps must be at least 1"):
+        write_dataset("traveler", "wanderer", 1, 0, tmp_path / "d", progress=False)
+    with pytest.raises(MaagError, match="unknown agent"):
+        write_dataset("traveler", "seeker", 1, 3, tmp_path / "d", progress=False)
+    assert not any((tmp_path / "d").glob("*.safetensors"))
