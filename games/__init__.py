@@ -5,9 +5,9 @@ from __future__ import annotations
 from maag.errors import MaagError
 from maag.spec import Agent, GameDefinition
 
-from . import pong, traveler
+from . import pacman, pong, traveler
 
-GAMES: dict[str, GameDefinition] = {g.GAME.spec.name: g.GAME for g in (traveler, pong)}
+GAMES: dict[str, GameDefinition] = {g.GAME.spec.name: g.GAME for g in (traveler, pong, pacman)}
 
 
 def get_game(name: str) -> GameDefinition:

@@ -113,6 +113,50 @@ def cmd_play(args: argparse.Namespace) -> None:
         print(f"recorded {recorder.close()}")
 
 
+def cmd_train_generator(args: argparse.Namespace) -> None:
+    from maag.train.generator import GeneratorRecipe, train_generator
+
+    recipe = GeneratorRecipe.load(args.recipe) if args.recipe else GeneratorRecipe()
+    overrides = {
+        "data": args.data,
+        "val_data": args.val_data,
+        "preset": args.preset,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "grad_accum": args.grad_accum,
+        "lr": args.lr,
+        "mixed_precision": args.mixed_precision,
+        "checkpoint_every": args.checkpoint_every,
+        "sample_every": args.sample_every,
+        "eval_every": args.eval_every,
+        "seed": args.seed,
+    }
+    run = train_generator(recipe.updated(overrides), args.out, args.resume, not args.quiet)
+    print(f"trained {run}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from maag.train.export import export_model
+
+    print(f"wrote {export_model(args.run, args.out, args.start_frames, args.weights)}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from maag.generative import load
+    from maag.metrics import teacher_forced_psnr
+    from maag.transitions import load_episodes
+
+    game = load(args.model)
+    episodes = load_episodes(args.data, game=game.spec.name)
+    for steps in args.sampler_steps:
+        scores = teacher_forced_psnr(game.generator, episodes, steps, count=args.count)
+        print(
+            f"{args.model}: teacher-forced next-frame PSNR {scores['psnr']:.2f} dB at {steps} "
+            f"sampler step(s); copy-last-frame {scores['copy_last_psnr']:.2f} dB "
+            f"({args.count} transitions of {args.data})"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="maag",
@@ -176,6 +220,63 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--fps", type=float, default=12.0, help="steps per second in the window")
     play.add_argument("--scale", type=_positive, default=8, help="window pixels per game pixel")
     play.set_defaults(run=cmd_play)
+    train = sub.add_parser(
+        "train",
+        help="train a network (generator)",
+        description="Train on trajectory shards with accelerate. On one machine: "
+        "maag train generator ...; on many processes/GPUs/machines: accelerate launch "
+        "[--multi_gpu --num_processes N ...] -m maag train generator ...",
+    )
+    nets = train.add_subparsers(
+        dest="network", required=True, metavar="NETWORK", parser_class=_Parser
+    )
+    gen = nets.add_parser(
+        "generator",
+        help="the next-frame DiT",
+        description="Train the next-frame generator. Values come from --recipe "
+        "(a name in train/recipes or a JSON path), then the flags given here.",
+    )
+    gen.add_argument("--recipe", help="recipe name or JSON file (e.g. traveler_baseline)")
+    gen.add_argument("--out", required=True, help="run folder: checkpoints, samples, metrics")
+    gen.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    gen.add_argument("--data", help="training dataset folder")
+    gen.add_argument("--val-data", help="held-out dataset folder for PSNR and samples")
+    gen.add_argument("--preset", help="model size: XS, S, M, L")
+    gen.add_argument("--steps", type=_positive, help="total optimizer steps")
+    gen.add_argument("--batch-size", type=_positive, help="examples per process per micro-step")
+    gen.add_argument("--grad-accum", type=_positive, help="micro-steps per optimizer step")
+    gen.add_argument("--lr", type=float, help="peak learning rate")
+    gen.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"))
+    gen.add_argument("--checkpoint-every", type=_positive, help="steps between checkpoints")
+    gen.add_argument("--sample-every", type=_natural, help="steps between sample GIFs (0: none)")
+    gen.add_argument("--eval-every", type=_positive, help="steps between held-out PSNR checks")
+    gen.add_argument("--seed", type=_natural)
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(run=cmd_train_generator)
+
+    export = sub.add_parser(
+        "export",
+        help="turn a training run into a playable model folder",
+        description="Write a model folder (generator weights, start frames, model.json) from "
+        "a run's latest checkpoint.",
+    )
+    export.add_argument("--run", required=True, help="training run folder")
+    export.add_argument("--out", required=True, help="model folder to write (e.g. models/traveler)")
+    export.add_argument("--start-frames", type=_positive, default=8, help="start frames to keep")
+    export.add_argument("--weights", choices=("ema", "model"), default="ema")
+    export.set_defaults(run=cmd_export)
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="teacher-forced next-frame PSNR of a model on held-out data",
+        description="Next-frame PSNR of a model folder's generator on held-out data, with "
+        "copy-last-frame beside it.",
+    )
+    evaluate.add_argument("--model", required=True, help="model folder")
+    evaluate.add_argument("--data", required=True, help="held-out dataset folder")
+    evaluate.add_argument("--count", type=_positive, default=2048, help="transitions to score")
+    evaluate.add_argument("--sampler-steps", type=_positive, nargs="+", default=[1])
+    evaluate.set_defaults(run=cmd_eval)
     return parser
 
 

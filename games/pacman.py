@@ -1,0 +1,601 @@
+"""Pac-Man: eat the pellets of a maze larger than the screen while two ghosts hunt you.
+
+A maze is text (games/mazes/classic.txt, 28x31 tiles of 4 px): '#' wall, '.' pellet,
+'o' power pellet, ' ' empty floor, 'P' Pac-Man's start, 'G' a ghost's start (two of them);
+the border is closed (no side tunnels). Frame 64x64: an 8-row HUD band with the score
+(left) and the lives (right); under it a view of 16x14 tiles that follows Pac-Man, keeping
+him at view tile (8, 7) where the maze allows and clamped at its border (a maze smaller than
+the view is padded with wall). Step.camera is the world pixel of the view's top-left.
+
+One step, in this order (the events come out in the same order):
+1. Pac-Man moves one tile the chosen way; a wall stops him ("blocked"), noop keeps him.
+   He eats what lies on his tile: "pellet" (+10) or "power_pellet" (+50, both ghosts
+   frightened for FRIGHT_STEPS steps). Eating the last pellet: "level_cleared" and every
+   pellet comes back (also the one under him: he eats it if he stays or comes back).
+2. A ghost on his tile: frightened, it is eaten ("ghost_eaten", +200, back to its start,
+   no longer frightened, and it waits there this step); otherwise he dies. Then, unless he
+   died, the ghosts move and the same check runs again (a swap of tiles is caught by the
+   first check).
+3. "death" costs a life; Pac-Man and the ghosts go back to their starts, fright ends,
+   the pellets stay as they are. When that was the last life, "new_game" follows in the
+   same step: score 0, lives 3, all pellets back. So the HUD never shows 0 lives.
+Ghost 0 (red) chases: at a junction it takes the way closest (straight line) to Pac-Man.
+Ghost 1 (pink) picks a random way. Neither reverses unless at a dead end. Frightened
+ghosts (cyan) move only on even steps and pick a random way.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from maag.errors import MaagError
+from maag.spec import Effect, EventSpec, Game, GameDefinition, GameSpec, Reading, Step, ValueSpec
+
+from .common import COLOUR_TOLERANCE, RandomAgent, classify_pixels, hud_band, read_hud
+
+SPEC = GameSpec(
+    name="pacman",
+    frame_height=64,
+    frame_width=64,
+    hud_height=8,
+    actions=("noop", "up", "down", "left", "right"),
+    values=(
+        ValueSpec("score", low=0, high=99999, initial=0, hud_x=2),
+        ValueSpec("lives", low=0, high=3, initial=3, hud_x=59),
+    ),
+    events=(
+        EventSpec("pellet", (Effect("score", "add", 10),)),
+        EventSpec("power_pellet", (Effect("score", "add", 50),)),
+        EventSpec("ghost_eaten", (Effect("score", "add", 200),)),
+        EventSpec("death", (Effect("lives", "add", -1),)),
+        EventSpec("level_cleared"),
+        EventSpec("new_game", (Effect("score", "set", 0), Effect("lives", "set", 3))),
+        EventSpec("blocked"),
+    ),
+)
+DIRS = ((0, -1), (-1, 0), (0, 1), (1, 0))  # (dcol, drow): up, left, down, right
+MOVES = {"noop": None, "up": 0, "left": 1, "down": 2, "right": 3}
+ACTION_MOVES = tuple(MOVES[a] for a in SPEC.actions)
+NO_DIR = -1
+
+TILE = 4
+VIEW_COLS, VIEW_ROWS = 16, 14
+VIEW_PACMAN = (8, 7)  # the view tile (col, row) Pac-Man keeps when the maze allows
+FRIGHT_STEPS = 30
+CLASSIC_MAZE = Path(__file__).parent / "mazes" / "classic.txt"
+
+# Tile codes of a reading (and of the maze items, EMPTY / PELLET / POWER).
+EMPTY, WALL, PELLET, POWER, PACMAN, GHOST = range(6)
+TILE_NAMES = ("empty", "wall", "pellet", "power_pellet", "pacman", "ghost")
+GHOST_KINDS = ("ghost_0", "ghost_1", "frightened")
+
+FLOOR_COLOUR = (0, 0, 0)
+WALL_COLOUR = (40, 40, 230)
+PELLET_COLOUR = (250, 160, 110)
+PACMAN_COLOUR = (255, 230, 0)
+GHOST_COLOURS = ((230, 0, 0), (255, 120, 230))  # chaser red, wanderer pink
+FRIGHTENED_COLOUR = (0, 210, 210)
+
+_SHAPES = {
+    "full": ("XXXX", "XXXX", "XXXX", "XXXX"),
+    "dot": ("....", ".XX.", ".XX.", "...."),
+    "round": (".XX.", "XXXX", "XXXX", ".XX."),
+    "ghost": (".XX.", "XXXX", "XXXX", "X..X"),
+}
+
+
+def _tile(shape: str, colour: tuple[int, int, int]) -> np.ndarray:
+    mask = np.array([[c == "X" for c in row] for row in _SHAPES[shape]])
+    tile = np.empty((TILE, TILE, 3), dtype=np.uint8)
+    tile[:] = FLOOR_COLOUR
+    tile[mask] = colour
+    return tile
+
+
+# Templates by reading label; the first four are also indexed by item code (EMPTY..POWER).
+_TEMPLATES = np.stack(
+    [
+        _tile("full", FLOOR_COLOUR),  # empty floor
+        _tile("full", WALL_COLOUR),
+        _tile("dot", PELLET_COLOUR),
+        _tile("round", PELLET_COLOUR),  # power pellet
+        _tile("round", PACMAN_COLOUR),
+        _tile("ghost", GHOST_COLOURS[0]),
+        _tile("ghost", GHOST_COLOURS[1]),
+        _tile("ghost", FRIGHTENED_COLOUR),
+    ]
+)
+_PACMAN_LABEL, _FIRST_GHOST_LABEL = 4, 5
+_LABEL_CODES = np.array([EMPTY, WALL, PELLET, POWER, PACMAN, GHOST, GHOST, GHOST])
+_PACMAN_TILE = _TEMPLATES[_PACMAN_LABEL]
+_GHOST_TILES = (_TEMPLATES[5], _TEMPLATES[6])
+_FRIGHTENED_TILE = _TEMPLATES[7]
+
+
+@dataclass(frozen=True, eq=False)
+class Maze:
+    """A validated maze: walls, the items a level starts with, and the start tiles."""
+
+    walls: np.ndarray  # bool (rows, cols)
+    items: np.ndarray  # int8 (rows, cols): EMPTY, PELLET or POWER
+    pacman: tuple[int, int]  # (col, row)
+    ghosts: tuple[tuple[int, int], tuple[int, int]]
+
+    @property
+    def rows(self) -> int:
+        return self.walls.shape[0]
+
+    @property
+    def cols(self) -> int:
+        return self.walls.shape[1]
+
+
+_MAZE_CHARS = "#.o PG"
+
+
+def load_maze(source: str | Path) -> Maze:
+    """A maze from a file path or from maze text (anything with a newline in it is text).
+
+    Raises MaagError with one line naming the first problem: not rectangular, an unknown
+    character, an open border, not exactly one 'P' and two 'G', no pellet, or floor that
+    cannot be reached from 'P'.
+    """
+    if isinstance(source, Path) or "\n" not in source:
+        where = f"maze {source}"
+        try:
+            text = Path(source).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MaagError(f"cannot read {where}: {exc}") from None
+    else:
+        where, text = "maze text", source
+    lines = text.replace("\r\n", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) < 3 or len(lines[0]) < 3:
+        raise MaagError(f"{where}: needs at least 3 rows of at least 3 characters")
+    cols = len(lines[0])
+    for r, line in enumerate(lines):
+        if len(line) != cols:
+            raise MaagError(
+                f"{where}: row {r + 1} has {len(line)} characters, row 1 has {cols} "
+                "(a maze must be rectangular)"
+            )
+        for c, ch in enumerate(line):
+            if ch not in _MAZE_CHARS:
+                raise MaagError(
+                    f"{where}: unknown character {ch!r} at row {r + 1}, column {c + 1} "
+                    "(use '#', '.', 'o', ' ', 'P', 'G')"
+                )
+            on_border = r in (0, len(lines) - 1) or c in (0, cols - 1)
+            if on_border and ch != "#":
+                raise MaagError(
+                    f"{where}: the border must be wall, found {ch!r} at row {r + 1}, column {c + 1}"
+                )
+    grid = np.array([list(line) for line in lines])
+    pac = np.argwhere(grid == "P")
+    ghosts = np.argwhere(grid == "G")
+    if len(pac) != 1:
+        raise MaagError(f"{where}: needs exactly one 'P' (Pac-Man's start), found {len(pac)}")
+    if len(ghosts) != 2:
+        raise MaagError(f"{where}: needs exactly two 'G' (ghost starts), found {len(ghosts)}")
+    items = np.zeros(grid.shape, dtype=np.int8)
+    items[grid == "."] = PELLET
+    items[grid == "o"] = POWER
+    if not items.any():
+        raise MaagError(f"{where}: has no pellet ('.' or 'o')")
+    walls = grid == "#"
+    start = (int(pac[0][1]), int(pac[0][0]))
+    reached = np.zeros_like(walls)
+    reached[start[1], start[0]] = True
+    queue = deque([start])
+    while queue:
+        c, r = queue.popleft()
+        for dc, dr in DIRS:
+            if not walls[r + dr, c + dc] and not reached[r + dr, c + dc]:
+                reached[r + dr, c + dc] = True
+                queue.append((c + dc, r + dr))
+    lost = np.argwhere(~walls & ~reached)
+    if len(lost):
+        r, c = lost[0]
+        raise MaagError(
+            f"{where}: floor at row {r + 1}, column {c + 1} cannot be reached from 'P' "
+            f"({len(lost)} such tiles; all floor must be connected)"
+        )
+    walls.flags.writeable = False
+    items.flags.writeable = False
+    return Maze(
+        walls=walls,
+        items=items,
+        pacman=start,
+        ghosts=tuple((int(c), int(r)) for r, c in ghosts),
+    )
+
+
+@lru_cache(maxsize=1)
+def classic_maze() -> Maze:
+    """The classic 28x31 layout shipped in games/mazes/classic.txt."""
+    return load_maze(CLASSIC_MAZE)
+
+
+class PacmanEngine(Game):
+    """The ground-truth Pac-Man. `maze`: a Maze, a maze file path or maze text."""
+
+    spec = SPEC
+
+    def __init__(self, seed: int = 0, maze: Maze | str | Path | None = None):
+        self.seed = seed
+        if maze is None:
+            maze = classic_maze()
+        elif not isinstance(maze, Maze):
+            maze = load_maze(maze)
+        self.maze = maze
+        self.rng: np.random.Generator | None = None
+        walls = maze.walls
+        # the ways out of every floor tile: ((direction, (col, row)), ...)
+        self._ways = {
+            (c, r): tuple(
+                (d, (c + dc, r + dr))
+                for d, (dc, dr) in enumerate(DIRS)
+                if not walls[r + dr, c + dc]
+            )
+            for r, c in np.argwhere(~walls).tolist()
+        }
+        self._max_cam = (max(maze.cols - VIEW_COLS, 0), max(maze.rows - VIEW_ROWS, 0))
+        padded = np.full((max(maze.rows, VIEW_ROWS), max(maze.cols, VIEW_COLS)), WALL)
+        padded[: maze.rows, : maze.cols] = np.where(walls, WALL, EMPTY)
+        self._padded_codes = padded
+
+    # -- protocol ---------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> Step:
+        if seed is not None or self.rng is None:
+            self.rng = np.random.default_rng(self.seed if seed is None else seed)
+        self.values = SPEC.initial_values()
+        self.t = 0
+        self._new_level()
+        self._reset_positions()
+        return self._observe(())
+
+    def step(self, action: int) -> Step:
+        if self.rng is None:
+            raise MaagError("call reset() before step()")
+        move = ACTION_MOVES[SPEC.check_action(action)]
+        self.t += 1
+        events: list[str] = []
+        if move is not None:
+            dc, dr = DIRS[move]
+            c, r = self.pacman
+            if self.maze.walls[r + dr, c + dc]:
+                events.append("blocked")
+            else:
+                self.pacman = (c + dc, r + dr)
+        self._eat(events)
+        self._eaten = [False, False]
+        died = self._collide(events)
+        if not died:
+            self._move_ghosts()
+            died = self._collide(events)
+        if self.fright > 0:
+            self.fright -= 1
+            if self.fright == 0:
+                self.frightened = [False, False]
+        if died:
+            events.append("death")
+            self._reset_positions()
+        self.values = SPEC.apply_events(self.values, events)
+        if self.values["lives"] == 0:
+            events.append("new_game")
+            self.values = SPEC.apply_events(self.values, ("new_game",))
+            self._new_level()
+        return self._observe(tuple(events))
+
+    # -- rules ------------------------------------------------------------------------
+
+    def _new_level(self) -> None:
+        """Every pellet back in place (the world image redrawn)."""
+        self.items = self.maze.items.copy()
+        self.pellets_left = int(np.count_nonzero(self.items))
+        codes = self._padded_codes.copy()
+        maze_codes = codes[: self.maze.rows, : self.maze.cols]
+        np.copyto(maze_codes, self.items, where=self.items != EMPTY)
+        rows, cols = codes.shape
+        self._world = np.ascontiguousarray(
+            _TEMPLATES[codes].transpose(0, 2, 1, 3, 4).reshape(rows * TILE, cols * TILE, 3)
+        )
+
+    def _reset_positions(self) -> None:
+        self.pacman = self.maze.pacman
+        self.ghosts = list(self.maze.ghosts)
+        self.ghost_dirs = [NO_DIR, NO_DIR]
+        self.frightened = [False, False]
+        self.fright = 0
+
+    def _eat(self, events: list[str]) -> None:
+        c, r = self.pacman
+        item = self.items[r, c]
+        if item == EMPTY:
+            return
+        self.items[r, c] = EMPTY
+        self.pellets_left -= 1
+        self._world[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] = _TEMPLATES[EMPTY]
+        if item == PELLET:
+            events.append("pellet")
+        else:
+            events.append("power_pellet")
+            self.frightened = [True, True]
+            self.fright = FRIGHT_STEPS
+        if self.pellets_left == 0:
+            events.append("level_cleared")
+            self._new_level()
+
+    def _collide(self, events: list[str]) -> bool:
+        """Ghosts on Pac-Man's tile: frightened ones are eaten; True when another one is."""
+        died = False
+        for i, pos in enumerate(self.ghosts):
+            if pos == self.pacman:
+                if self.frightened[i]:
+                    events.append("ghost_eaten")
+                    self.ghosts[i] = self.maze.ghosts[i]
+                    self.ghost_dirs[i] = NO_DIR
+                    self.frightened[i] = False
+                    self._eaten[i] = True
+                else:
+                    died = True
+        return died
+
+    def _move_ghosts(self) -> None:
+        pc, pr = self.pacman
+        for i, pos in enumerate(self.ghosts):
+            frightened = self.frightened[i]
+            if (frightened and self.t % 2) or self._eaten[i]:
+                continue
+            ways = self._ways[pos]
+            back = (self.ghost_dirs[i] + 2) % 4 if self.ghost_dirs[i] != NO_DIR else NO_DIR
+            choices = [w for w in ways if w[0] != back] or ways
+            if len(choices) == 1:
+                d, nxt = choices[0]
+            elif i == 0 and not frightened:  # chase: the way closest to Pac-Man, ties in DIRS order
+                d, nxt = min(choices, key=lambda w: (w[1][0] - pc) ** 2 + (w[1][1] - pr) ** 2)
+            else:
+                d, nxt = choices[int(self.rng.random() * len(choices))]
+            self.ghosts[i] = nxt
+            self.ghost_dirs[i] = d
+
+    # -- drawing ----------------------------------------------------------------------
+
+    def camera_tile(self) -> tuple[int, int]:
+        """World tile (col, row) of the view's top-left."""
+        c, r = self.pacman
+        return (
+            min(max(c - VIEW_PACMAN[0], 0), self._max_cam[0]),
+            min(max(r - VIEW_PACMAN[1], 0), self._max_cam[1]),
+        )
+
+    def _observe(self, events: tuple[str, ...]) -> Step:
+        cc, cr = self.camera_tile()
+        x0, y0 = cc * TILE, cr * TILE
+        hud = SPEC.hud_height
+        frame = np.empty((SPEC.frame_height, SPEC.frame_width, 3), dtype=np.uint8)
+        frame[:hud] = hud_band(SPEC, self.values)
+        frame[hud:] = self._world[y0 : y0 + VIEW_ROWS * TILE, x0 : x0 + VIEW_COLS * TILE]
+        for i, (c, r) in enumerate(self.ghosts):  # ghost 1 over ghost 0, Pac-Man over both
+            if 0 <= c - cc < VIEW_COLS and 0 <= r - cr < VIEW_ROWS:
+                y, x = hud + (r - cr) * TILE, (c - cc) * TILE
+                frame[y : y + TILE, x : x + TILE] = (
+                    _FRIGHTENED_TILE if self.frightened[i] else _GHOST_TILES[i]
+                )
+        c, r = self.pacman
+        y, x = hud + (r - cr) * TILE, (c - cc) * TILE
+        frame[y : y + TILE, x : x + TILE] = _PACMAN_TILE
+        return Step(frame, dict(self.values), events, (x0, y0))
+
+
+@dataclass(frozen=True)
+class PacmanReading(Reading):
+    """HUD values; Pac-Man's view tile (col, row); per view tile (14 rows of 16) its code
+    (EMPTY, WALL, PELLET, POWER, PACMAN, GHOST; None where no template fits); the visible
+    ghosts as (kind, (col, row)) in reading order, kind one of GHOST_KINDS. A tile a sprite
+    covers reads as the sprite; what lies under it cannot be seen."""
+
+    player: tuple[int, int] | None
+    tiles: tuple[tuple[int | None, ...], ...]
+    ghosts: tuple[tuple[str, tuple[int, int]], ...] | None
+
+    @property
+    def readable(self) -> bool:
+        return (
+            self.values is not None
+            and self.player is not None
+            and self.ghosts is not None
+            and all(None not in row for row in self.tiles)
+        )
+
+
+_TEMPLATE_ROWS = _TEMPLATES.reshape(len(_TEMPLATES), -1).astype(np.int16)
+
+
+def read_frame(frame: np.ndarray) -> PacmanReading:
+    """Read a Pac-Man frame; a tile no template fits (within COLOUR_TOLERANCE on every
+    pixel and channel) reads None, and then the player and ghosts read None too."""
+    if frame.shape != (SPEC.frame_height, SPEC.frame_width, 3):
+        raise MaagError(f"a pacman frame is 64x64x3, got shape {frame.shape}")
+    values = read_hud(SPEC, frame)
+    view = frame[SPEC.hud_height :].astype(np.int16)
+    tiles = view.reshape(VIEW_ROWS, TILE, VIEW_COLS, TILE, 3).transpose(0, 2, 1, 3, 4)
+    dist = np.abs(tiles.reshape(VIEW_ROWS * VIEW_COLS, 1, -1) - _TEMPLATE_ROWS).max(axis=2)
+    labels = dist.argmin(axis=1)
+    fits = dist[np.arange(labels.size), labels] <= COLOUR_TOLERANCE
+    codes = np.where(fits, _LABEL_CODES[labels], -1).reshape(VIEW_ROWS, VIEW_COLS)
+    grid = tuple(tuple(None if v < 0 else v for v in row) for row in codes.tolist())
+    if not fits.all():
+        return PacmanReading(values, None, grid, None)
+    labels = labels.reshape(VIEW_ROWS, VIEW_COLS)
+    pac = np.argwhere(labels == _PACMAN_LABEL)
+    player = (int(pac[0][1]), int(pac[0][0])) if len(pac) == 1 else None
+    ghosts = tuple(
+        (GHOST_KINDS[labels[r, c] - _FIRST_GHOST_LABEL], (int(c), int(r)))
+        for r, c in np.argwhere(labels >= _FIRST_GHOST_LABEL)
+    )
+    return PacmanReading(values, player, grid, ghosts)
+
+
+# -- the seeker -------------------------------------------------------------------------
+
+# What the seeker knows of a world tile.
+_UNSEEN, _K_WALL, _K_EMPTY, _K_FOOD, _K_STALE = range(5)  # STALE: floor, pellets refilled since
+_KEEP = 255  # a sprite hides the tile: keep what was known
+_SAMPLE_PALETTE = np.array(
+    [FLOOR_COLOUR, WALL_COLOUR, PELLET_COLOUR, PACMAN_COLOUR, *GHOST_COLOURS, FRIGHTENED_COLOUR],
+    dtype=np.uint8,
+)
+_SAMPLE_KNOWLEDGE = np.array(  # by palette index; the last one also serves label -1 (no fit)
+    [_K_EMPTY, _K_WALL, _K_FOOD, _K_EMPTY, _KEEP, _KEEP, _KEEP, _KEEP], dtype=np.uint8
+)
+_S_PACMAN, _S_GHOST_0, _S_FRIGHTENED = 3, 4, 6
+
+
+class Seeker:
+    """Eats the nearest pellet it knows of or goes to see what it has not seen yet, now and
+    then a random one of the nearest few; steps away from a ghost two tiles off, goes for a
+    frightened ghost three tiles off; a random action 3% of the time.
+
+    It acts only on what each Step shows: the colour at pixel (1, 1) of each view tile
+    (floor, wall, pellet, Pac-Man, ghost), the camera, and the events (after "level_cleared"
+    or "new_game" it knows the pellets are back). From that it builds its own map of the
+    world, so it plays custom mazes too (up to GRID tiles a side). It follows a planned path
+    and plans again (breadth-first) only when the path ends or things went otherwise.
+    """
+
+    GRID = 256
+
+    def __init__(self, spec: GameSpec, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self._buf = bytearray(self.GRID * self.GRID)
+        self.known = np.frombuffer(self._buf, dtype=np.uint8).reshape(self.GRID, self.GRID)
+        self.path: list[int] = []  # flat tile ids still to walk, the next one last
+        self.expected = -1  # where the last action should have taken us
+        self._steps = {  # flat id offset -> action
+            -self.GRID: SPEC.actions.index("up"),
+            -1: SPEC.actions.index("left"),
+            self.GRID: SPEC.actions.index("down"),
+            1: SPEC.actions.index("right"),
+        }
+
+    def act(self, step: Step) -> int:
+        grid = self.GRID
+        if "level_cleared" in step.events or "new_game" in step.events:
+            self.known[self.known == _K_EMPTY] = _K_STALE
+        sample = step.frame[SPEC.hud_height + 1 :: TILE, 1::TILE]
+        labels = classify_pixels(sample, _SAMPLE_PALETTE)
+        cc, cr = step.camera[0] // TILE, step.camera[1] // TILE
+        window = self.known[cr : cr + VIEW_ROWS, cc : cc + VIEW_COLS]
+        seen = _SAMPLE_KNOWLEDGE[labels]
+        np.copyto(window, seen, where=(labels >= 0) & (seen != _KEEP))
+        pac = np.argwhere(labels == _S_PACMAN)
+        if len(pac) != 1:
+            self.path = []
+            return int(self.rng.integers(len(SPEC.actions)))
+        pr, pc = int(pac[0][0]), int(pac[0][1])
+        here = (cr + pr) * grid + cc + pc
+        self._buf[here] = _K_EMPTY
+        ghosts = np.argwhere(labels >= _S_GHOST_0)
+        threats, prey = [], []
+        for r, c in ghosts:
+            gr, gc = int(r), int(c)
+            if window[gr, gc] == _UNSEEN:
+                window[gr, gc] = _K_STALE
+            dist = abs(gr - pr) + abs(gc - pc)
+            if labels[gr, gc] == _S_FRIGHTENED:
+                if dist <= 3:
+                    prey.append((cr + gr) * grid + cc + gc)
+            elif dist <= 2:
+                threats.append((cr + gr) * grid + cc + gc)
+        if threats:
+            return self._move_by(here, threats, away=True)
+        if prey:
+            return self._move_by(here, prey, away=False)
+        if self.rng.random() < 0.03:
+            self.path = []
+            return int(self.rng.integers(len(SPEC.actions)))
+        if (
+            here != self.expected
+            or not self.path
+            or self._buf[self.path[-1]] == _K_WALL
+            or self._buf[self.path[0]] in (_K_EMPTY, _K_WALL)  # the goal turned out empty
+        ):
+            self._plan(here)
+            if not self.path:
+                return int(self.rng.integers(len(SPEC.actions)))
+        nxt = self.path.pop()
+        self.expected = nxt
+        return self._steps[nxt - here]
+
+    def _plan(self, start: int) -> None:
+        """Path (breadth-first over known floor) to the nearest pellet or unseen tile, or
+        with probability 0.15 to a random one of the nearest eight."""
+        grid, buf = self.GRID, self._buf
+        want = 8 if self.rng.random() < 0.15 else 1
+        offsets = (-grid, -1, grid, 1)
+        k = int(self.rng.integers(4))
+        offsets = offsets[k:] + offsets[:k]
+        came = {start: start}
+        queue = deque([start])
+        goals: list[int] = []
+        while queue and len(goals) < want:
+            cur = queue.popleft()
+            for off in offsets:
+                nb = cur + off
+                if nb in came or buf[nb] == _K_WALL:
+                    continue
+                came[nb] = cur
+                if buf[nb] != _K_EMPTY:
+                    goals.append(nb)
+                    if len(goals) == want:
+                        break
+                if buf[nb] != _UNSEEN:
+                    queue.append(nb)
+        self.path = []
+        if not goals:
+            return
+        node = goals[int(self.rng.integers(len(goals)))]
+        while node != start:
+            self.path.append(node)
+            node = came[node]
+
+    def _move_by(self, here: int, others: list[int], away: bool) -> int:
+        """The step (or staying, when fleeing) that puts Pac-Man farthest from / nearest to
+        `others` (Manhattan), ties broken at random."""
+        grid = self.GRID
+        options = [
+            (off, act) for off, act in self._steps.items() if self._buf[here + off] != _K_WALL
+        ]
+        if away:
+            options.append((0, SPEC.actions.index("noop")))
+        best, picks = None, []
+        for off, act in options:
+            tile = here + off
+            d = min(abs(tile // grid - o // grid) + abs(tile % grid - o % grid) for o in others)
+            score = d if away else -d
+            if best is None or score > best:
+                best, picks = score, [(off, act)]
+            elif score == best:
+                picks.append((off, act))
+        self.path = []
+        if not picks:
+            return SPEC.actions.index("noop")
+        off, act = picks[int(self.rng.integers(len(picks)))]
+        self.expected = here + off
+        return act
+
+
+GAME = GameDefinition(
+    spec=SPEC,
+    engine=PacmanEngine,
+    read_frame=read_frame,
+    agents={"seeker": Seeker, "random": RandomAgent},
+)

@@ -1,0 +1,54 @@
+"""Measurements of a generator against ground truth."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from maag.transitions import TransitionSampler
+
+
+def psnr(mse: float) -> float:
+    """PSNR in dB of 8-bit images from their mean squared error (inf when identical)."""
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def teacher_forced_psnr(
+    generator: torch.nn.Module,
+    episodes: dict[str, np.ndarray],
+    sampler_steps: int = 1,
+    count: int = 1024,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Next-frame PSNR over `count` evenly spread transitions, with copy-last-frame beside it.
+
+    PSNR is taken of the mean squared error over all pixels of all transitions (not a
+    mean of per-frame PSNRs, which perfect frames would make infinite).
+    """
+    from maag.models.flow import FlowSampler, stack_context, to_uint8, to_unit
+
+    transitions = TransitionSampler(episodes, generator.config.context_frames)
+    episode, target = transitions.evenly_spaced(count)
+    sampler = FlowSampler(sampler_steps)
+    noise = torch.Generator().manual_seed(seed)
+    model_se = copy_se = 0.0
+    pixels = 0
+    was_training = generator.training
+    generator.eval()
+    for start in range(0, count, batch_size):
+        batch = transitions.gather(
+            episode[start : start + batch_size], target[start : start + batch_size]
+        )
+        context = to_unit(batch["context"])
+        frames = sampler.sample(
+            generator, context[:, -1], stack_context(context), batch["action"], noise
+        )
+        truth = batch["target"].double()
+        model_se += ((to_uint8(frames).double() - truth) ** 2).sum().item()
+        copy_se += ((batch["context"][:, -1].double() - truth) ** 2).sum().item()
+        pixels += truth.numel()
+    generator.train(was_training)
+    return {"psnr": psnr(model_se / pixels), "copy_last_psnr": psnr(copy_se / pixels)}

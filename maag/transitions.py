@@ -1,0 +1,60 @@
+"""Transitions from trajectory data: (K context frames, action) -> next frame.
+
+Training, evaluation and (later) the spatial module's training views all form contexts
+here, the way the generative game forms them at play time: frames before the episode's
+first frame repeat the first frame, as `GenerativeGame.reset` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from maag.data import Dataset
+
+
+def load_episodes(path: str, game: str | None = None) -> dict[str, np.ndarray]:
+    """All episodes of a dataset folder, verified, as stacked arrays (see maag.data)."""
+    dataset = Dataset(path, game=game)
+    dataset.verify()
+    shards = list(dataset)
+    return {key: np.concatenate([s[key] for s in shards]) for key in shards[0]}
+
+
+class TransitionSampler:
+    """Gathers transitions by index or at random; its random state is checkpointable."""
+
+    def __init__(self, episodes: dict[str, np.ndarray], context_frames: int, seed: int = 0):
+        self.frames = episodes["frames"]  # (E, T+1, H, W, 3)
+        self.actions = episodes["actions"]  # (E, T)
+        self.context_frames = context_frames
+        self.rng = np.random.default_rng(seed)
+
+    def gather(self, episode: np.ndarray, target: np.ndarray) -> dict[str, torch.Tensor]:
+        """The transitions into frame `target` (>= 1) of `episode` (index arrays)."""
+        times = np.maximum(target[:, None] + np.arange(-self.context_frames, 0), 0)
+        return {
+            "context": torch.from_numpy(self.frames[episode[:, None], times]),  # (B, K, H, W, 3)
+            "target": torch.from_numpy(self.frames[episode, target]),  # (B, H, W, 3)
+            "action": torch.from_numpy(self.actions[episode, target - 1]),  # (B,)
+        }
+
+    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+        episodes, steps = self.actions.shape
+        episode = self.rng.integers(episodes, size=batch_size)
+        target = self.rng.integers(1, steps + 1, size=batch_size)
+        return self.gather(episode, target)
+
+    def evenly_spaced(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """`count` (episode, target) pairs spread evenly over the data: a fixed eval set."""
+        episodes, steps = self.actions.shape
+        flat = np.linspace(0, episodes * steps - 1, count).astype(np.int64)
+        return flat // steps, flat % steps + 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.rng.bit_generator.state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state

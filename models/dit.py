@@ -1,0 +1,199 @@
+"""The generator: a pixel-space diffusion transformer that draws the next frame.
+
+After facebookresearch/DiT's models.py: patch embedding, transformer blocks with
+adaLN-Zero conditioning, explicit initialisation, and size presets in one registry.
+What is particular to maag:
+
+- Input: the noisy residual channel-concatenated with the base image (the last frame, or
+  the spatial module's map view where it knows the pixel), the K context frames and any
+  extra channels (the map canvas and its known-mask). The network predicts the clean
+  residual (x0-style): next frame = base + residual.
+- Conditioning vector: flow time, the action and the context-corruption level, summed and
+  fed to adaLN-Zero. Extra condition tokens (the numerical module's digit tokens) are
+  appended to the token sequence and read by attention; only patch tokens are decoded.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+PRESETS: dict[str, dict[str, int]] = {
+    "XS": {"hidden_size": 128, "depth": 4, "num_heads": 4},
+    "S": {"hidden_size": 256, "depth": 6, "num_heads": 4},
+    "M": {"hidden_size": 384, "depth": 8, "num_heads": 6},
+    "L": {"hidden_size": 512, "depth": 12, "num_heads": 8},
+}
+
+
+def sincos_embedding(values: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal features (N, dim) of scalar `values` (N,)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=values.device) / half)
+    args = values.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class ScalarEmbedder(nn.Module):
+    """A scalar in [0, 1] (flow time, corruption level) -> a conditioning vector."""
+
+    def __init__(self, hidden_size: int, frequency_size: int = 256):
+        super().__init__()
+        self.frequency_size = frequency_size
+        self.mlp = nn.Sequential(
+            nn.Linear(frequency_size, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
+        )
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:
+        return self.mlp(sincos_embedding(value * 1000.0, self.frequency_size))
+
+
+def grid_position_embedding(dim: int, grid: int) -> torch.Tensor:
+    """Fixed 2-D sin-cos position embedding (grid*grid, dim), as in DiT/MAE."""
+    coords = torch.arange(grid, dtype=torch.float32)
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
+    return torch.cat(
+        [sincos_embedding(ys.flatten(), dim // 2), sincos_embedding(xs.flatten(), dim // 2)], dim=1
+    )
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class Block(nn.Module):
+    """Transformer block with adaLN-Zero: the conditioning sets shift, scale and gate."""
+
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.num_heads = num_heads
+        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.proj = nn.Linear(hidden_size, hidden_size)
+        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        mlp_hidden = int(hidden_size * mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden_size, mlp_hidden),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(mlp_hidden, hidden_size),
+        )
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c).chunk(6, 1)
+        b, n, d = x.shape
+        qkv = self.qkv(modulate(self.norm1(x), shift_a, scale_a))
+        q, k, v = qkv.view(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d)
+        x = x + gate_a[:, None] * self.proj(attn)
+        return x + gate_m[:, None] * self.mlp(modulate(self.norm2(x), shift_m, scale_m))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, hidden_size: int, patch_size: int, out_channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
+        return self.linear(modulate(self.norm(x), shift, scale))
+
+
+class FrameDiT(ModelMixin, ConfigMixin):
+    """Next-frame generator. Saved and loaded as safetensors + config.json (diffusers)."""
+
+    @register_to_config
+    def __init__(
+        self,
+        frame_size: int = 64,
+        patch_size: int = 8,
+        context_frames: int = 4,
+        extra_channels: int = 0,
+        num_actions: int = 3,
+        cond_vocab_size: int = 0,
+        num_cond_tokens: int = 0,
+        hidden_size: int = 256,
+        depth: int = 6,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+    ):
+        super().__init__()
+        self.in_channels = 3 + 3 + 3 * context_frames + extra_channels  # noisy, base, context
+        self.grid = frame_size // patch_size
+        self.patch_embed = nn.Conv2d(self.in_channels, hidden_size, patch_size, stride=patch_size)
+        self.register_buffer(
+            "pos_embed", grid_position_embedding(hidden_size, self.grid)[None], persistent=False
+        )
+        self.time_embed = ScalarEmbedder(hidden_size)
+        self.corruption_embed = ScalarEmbedder(hidden_size)
+        self.action_embed = nn.Embedding(num_actions, hidden_size)
+        if num_cond_tokens:
+            self.cond_embed = nn.Embedding(cond_vocab_size, hidden_size)
+            self.cond_pos = nn.Parameter(torch.zeros(1, num_cond_tokens, hidden_size))
+        self.blocks = nn.ModuleList(Block(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
+        self.final = FinalLayer(hidden_size, patch_size, 3)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """DiT's init: xavier linears, small embeddings, adaLN and output zeroed."""
+
+        def basic(module: nn.Module) -> None:
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+        self.apply(basic)
+        w = self.patch_embed.weight.data
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.zeros_(self.patch_embed.bias)
+        nn.init.normal_(self.action_embed.weight, std=0.02)
+        if self.config.num_cond_tokens:
+            nn.init.normal_(self.cond_embed.weight, std=0.02)
+            nn.init.normal_(self.cond_pos, std=0.02)
+        for embedder in (self.time_embed, self.corruption_embed):
+            nn.init.normal_(embedder.mlp[0].weight, std=0.02)
+            nn.init.normal_(embedder.mlp[2].weight, std=0.02)
+        for block in self.blocks:
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final.linear.weight)
+        nn.init.zeros_(self.final.linear.bias)
+
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        sigma: torch.Tensor,
+        base: torch.Tensor,
+        context: torch.Tensor,
+        action: torch.Tensor,
+        corruption: torch.Tensor,
+        extra: torch.Tensor | None = None,
+        cond_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict the clean residual (B, 3, H, W).
+
+        noisy (B, 3, H, W), base (B, 3, H, W), context (B, 3K, H, W), extra (B, C, H, W),
+        all in [-1, 1]; sigma and corruption (B,) in [0, 1]; action (B,) long;
+        cond_ids (B, num_cond_tokens) long.
+        """
+        inputs = [noisy, base, context] + ([extra] if extra is not None else [])
+        x = self.patch_embed(torch.cat(inputs, dim=1)).flatten(2).transpose(1, 2) + self.pos_embed
+        c = self.time_embed(sigma) + self.corruption_embed(corruption) + self.action_embed(action)
+        num_patches = x.shape[1]
+        if cond_ids is not None:
+            x = torch.cat([x, self.cond_embed(cond_ids) + self.cond_pos], dim=1)
+        for block in self.blocks:
+            x = block(x, c)
+        out = self.final(x[:, :num_patches], c)
+        p, g = self.config.patch_size, self.grid
+        out = out.view(-1, g, g, p, p, 3).permute(0, 5, 1, 3, 2, 4)
+        return out.reshape(-1, 3, g * p, g * p)
