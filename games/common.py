@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from functools import lru_cache
 
 import numpy as np
 
-from maag.spec import GameSpec, Step
+from maag.errors import MaagError
+from maag.spec import Game, GameSpec, Step
 
 # A pixel of a generated frame "is" a reference colour when no channel is further than this.
 COLOUR_TOLERANCE = 48
@@ -100,3 +102,32 @@ class RandomAgent:
 
     def act(self, step: Step) -> int:
         return int(self.rng.integers(self.num_actions))
+
+
+class Engine(Game):
+    """A ground-truth engine: seeding, the values, and the protocol's checks.
+
+    Subclasses set `spec` and implement `_start()` (new episode, values already initial)
+    and `_advance(action)` (one step with a checked action index).
+    """
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.rng: np.random.Generator | None = None
+
+    def reset(self, seed: int | None = None) -> Step:
+        if seed is not None or self.rng is None:
+            self.rng = np.random.default_rng(self.seed if seed is None else seed)
+        self.values = self.spec.initial_values()
+        return self._start()
+
+    def step(self, action: int) -> Step:
+        if self.rng is None:
+            raise MaagError("call reset() before step()")
+        return self._advance(self.spec.check_action(action))
+
+    @abstractmethod
+    def _start(self) -> Step: ...
+
+    @abstractmethod
+    def _advance(self, action: int) -> Step: ...

@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from maag.errors import MaagError
-from maag.spec import Effect, EventSpec, Game, GameDefinition, GameSpec, Reading, Step, ValueSpec
+from maag.spec import Effect, EventSpec, GameDefinition, GameSpec, Reading, Step, ValueSpec
 
-from .common import COLOUR_TOLERANCE, RandomAgent, classify_pixels, hud_band, read_hud
+from .common import COLOUR_TOLERANCE, Engine, RandomAgent, classify_pixels, hud_band, read_hud
 
 SPEC = GameSpec(
     name="pacman",
@@ -57,6 +57,7 @@ SPEC = GameSpec(
         EventSpec("new_game", (Effect("score", "set", 0), Effect("lives", "set", 3))),
         EventSpec("blocked"),
     ),
+    scroll=(4, 4),
 )
 DIRS = ((0, -1), (-1, 0), (0, 1), (1, 0))  # (dcol, drow): up, left, down, right
 MOVES = {"noop": None, "up": 0, "left": 1, "down": 2, "right": 3}
@@ -222,19 +223,18 @@ def classic_maze() -> Maze:
     return load_maze(CLASSIC_MAZE)
 
 
-class PacmanEngine(Game):
+class PacmanEngine(Engine):
     """The ground-truth Pac-Man. `maze`: a Maze, a maze file path or maze text."""
 
     spec = SPEC
 
     def __init__(self, seed: int = 0, maze: Maze | str | Path | None = None):
-        self.seed = seed
+        super().__init__(seed)
         if maze is None:
             maze = classic_maze()
         elif not isinstance(maze, Maze):
             maze = load_maze(maze)
         self.maze = maze
-        self.rng: np.random.Generator | None = None
         walls = maze.walls
         # the ways out of every floor tile: ((direction, (col, row)), ...)
         self._ways = {
@@ -252,19 +252,14 @@ class PacmanEngine(Game):
 
     # -- protocol ---------------------------------------------------------------------
 
-    def reset(self, seed: int | None = None) -> Step:
-        if seed is not None or self.rng is None:
-            self.rng = np.random.default_rng(self.seed if seed is None else seed)
-        self.values = SPEC.initial_values()
+    def _start(self) -> Step:
         self.t = 0
         self._new_level()
         self._reset_positions()
         return self._observe(())
 
-    def step(self, action: int) -> Step:
-        if self.rng is None:
-            raise MaagError("call reset() before step()")
-        move = ACTION_MOVES[SPEC.check_action(action)]
+    def _advance(self, action: int) -> Step:
+        move = ACTION_MOVES[action]
         self.t += 1
         events: list[str] = []
         if move is not None:

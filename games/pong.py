@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from maag.errors import MaagError
-from maag.spec import Effect, EventSpec, Game, GameDefinition, GameSpec, Reading, Step, ValueSpec
+from maag.spec import Effect, EventSpec, GameDefinition, GameSpec, Reading, Step, ValueSpec
 
-from .common import RandomAgent, classify_pixels, hud_band, read_hud
+from .common import Engine, RandomAgent, classify_pixels, hud_band, read_hud
 
 SPEC = GameSpec(
     name="pong",
@@ -76,28 +76,19 @@ def bounce_vy(paddle_top: int, ball_y: int) -> int:
     return (offset > 0) - (offset < 0) + (offset >= 3) - (offset <= -3)
 
 
-class PongEngine(Game):
+class PongEngine(Engine):
     """The ground-truth Pong. State (all frame pixels): paddle top rows `left`, `right`;
     ball top-left `ball_x`, `ball_y`; ball velocity `vx`, `vy`."""
 
     spec = SPEC
 
-    def __init__(self, seed: int = 0):
-        self.seed = seed
-        self.rng: np.random.Generator | None = None
-
-    def reset(self, seed: int | None = None) -> Step:
-        if seed is not None or self.rng is None:
-            self.rng = np.random.default_rng(self.seed if seed is None else seed)
+    def _start(self) -> Step:
         self.left = self.right = PADDLE_CENTRE
         self._serve()
-        self.values = SPEC.initial_values()
         return self._observe(())
 
-    def step(self, action: int) -> Step:
-        if self.rng is None:
-            raise MaagError("call reset() before step()")
-        move = MOVES[SPEC.actions[SPEC.check_action(action)]]
+    def _advance(self, action: int) -> Step:
+        move = MOVES[SPEC.actions[action]]
         self.right = min(max(self.right + move * PLAYER_SPEED, PADDLE_MIN), PADDLE_MAX)
         self._move_opponent()
         events: tuple[str, ...] = ()

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maag.errors import MaagError
-from maag.spec import Effect, EventSpec, Game, GameDefinition, GameSpec, Reading, Step, ValueSpec
+from maag.spec import Effect, EventSpec, GameDefinition, GameSpec, Reading, Step, ValueSpec
 
-from .common import RandomAgent, classify_pixels, colour_mask, hud_band, read_hud
+from .common import Engine, RandomAgent, classify_pixels, colour_mask, hud_band, read_hud
 
 SPEC = GameSpec(
     name="traveler",
@@ -24,6 +23,7 @@ SPEC = GameSpec(
     actions=("noop", "left", "right"),
     values=(ValueSpec("score", low=0, high=9999, initial=0, hud_x=2),),
     events=(EventSpec("new_building", (Effect("score", "add", 1),)),),
+    scroll=(8, 0),
 )
 MOVES = {"noop": 0, "left": -1, "right": 1}
 
@@ -70,27 +70,18 @@ _CELL_IMAGES = {None: _cell_image(None)} | {
 }
 
 
-class TravelerEngine(Game):
+class TravelerEngine(Engine):
     """The ground-truth Traveler."""
 
     spec = SPEC
 
-    def __init__(self, seed: int = 0):
-        self.seed = seed
-        self.rng: np.random.Generator | None = None
-
-    def reset(self, seed: int | None = None) -> Step:
-        if seed is not None or self.rng is None:
-            self.rng = np.random.default_rng(self.seed if seed is None else seed)
+    def _start(self) -> Step:
         self.x = 0
         self.buildings: dict[int, tuple[int, int]] = {0: self._new_building()}
-        self.values = SPEC.initial_values()
         return self._observe(())
 
-    def step(self, action: int) -> Step:
-        if self.rng is None:
-            raise MaagError("call reset() before step()")
-        self.x += MOVES[SPEC.actions[SPEC.check_action(action)]]
+    def _advance(self, action: int) -> Step:
+        self.x += MOVES[SPEC.actions[action]]
         events: tuple[str, ...] = ()
         if self.x not in self.buildings:
             self.buildings[self.x] = self._new_building()

@@ -1,11 +1,15 @@
-"""maag: a generative game engine. `maag.make(name)` gives a ground-truth engine."""
+"""maag: a generative game engine.
+
+`maag.make(name)` gives a ground-truth engine, `maag.load(folder)` a generative game;
+both implement the same reset/step protocol.
+"""
 
 from __future__ import annotations
 
 from maag.errors import MaagError
 from maag.spec import Game, GameSpec, Step
 
-__all__ = ["Game", "GameSpec", "MaagError", "Step", "make"]
+__all__ = ["Game", "GameSpec", "MaagError", "Step", "load", "make"]
 
 
 def make(name: str, seed: int = 0) -> Game:
@@ -13,3 +17,12 @@ def make(name: str, seed: int = 0) -> Game:
     from maag.games import get_game
 
     return get_game(name).engine(seed)
+
+
+def load(
+    path: str, game: str | None = None, sampler_steps: int | None = None, seed: int = 0
+) -> Game:
+    """The generative game in model folder `path` (see maag.generative)."""
+    from maag.generative import load as load_model
+
+    return load_model(path, game=game, sampler_steps=sampler_steps, seed=seed)

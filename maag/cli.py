@@ -18,24 +18,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+def _int_at_least(minimum: int):
+    """An argparse type: a whole number >= `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
+        return number
+
+    return parse
 
 
-def _natural(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
-    return number
+_positive, _natural = _int_at_least(1), _int_at_least(0)
 
 
 def _default_agent(game: str) -> str:
@@ -82,11 +80,14 @@ def cmd_play(args: argparse.Namespace) -> None:
     from maag.play.recorder import Recorder
 
     definition = get_game(args.game)
-    if not args.engine:
-        raise MaagError(
-            f"no generative model is shipped for {args.game} yet: play the engine with --engine"
-        )
-    game = definition.engine(args.seed)
+    if args.engine:
+        game, source = definition.engine(args.seed), "engine (ground truth)"
+    else:
+        from maag.generative import load, shipped_model
+
+        folder = args.model or shipped_model(args.game)
+        game = load(folder, game=args.game, sampler_steps=args.sampler_steps, seed=args.seed)
+        source = f"model, {game.sampler_steps} sampler step(s)"
     recorder = Recorder(args.record, fps=args.fps) if args.record else None
     if args.headless:
         from maag.play.loop import run_headless
@@ -102,9 +103,7 @@ def cmd_play(args: argparse.Namespace) -> None:
         from maag.play.window import run_window
 
         try:
-            run_window(
-                game, args.seed, args.fps, args.scale, title=f"maag {args.game}", recorder=recorder
-            )
+            run_window(game, args.seed, args.fps, args.scale, f"maag {args.game}", source, recorder)
         finally:
             if recorder and recorder.frames:
                 recorder.close()
@@ -114,9 +113,8 @@ def cmd_play(args: argparse.Namespace) -> None:
 
 
 def cmd_train_generator(args: argparse.Namespace) -> None:
-    from maag.train.generator import GeneratorRecipe, train_generator
+    from maag.train.generator import GeneratorRecipe, resume_recipe, train_generator
 
-    recipe = GeneratorRecipe.load(args.recipe) if args.recipe else GeneratorRecipe()
     overrides = {
         "data": args.data,
         "val_data": args.val_data,
@@ -131,8 +129,12 @@ def cmd_train_generator(args: argparse.Namespace) -> None:
         "eval_every": args.eval_every,
         "seed": args.seed,
     }
-    run = train_generator(recipe.updated(overrides), args.out, args.resume, not args.quiet)
-    print(f"trained {run}")
+    if args.resume:
+        recipe = resume_recipe(args.out, overrides)
+    else:
+        recipe = GeneratorRecipe.load(args.recipe) if args.recipe else GeneratorRecipe()
+        recipe = recipe.updated(overrides)
+    train_generator(recipe, args.out, args.resume, not args.quiet)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -205,13 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     play = sub.add_parser(
         "play",
         help="play a game in a window, or headless with a scripted agent",
-        description="Play in a pygame window (arrows/WASD, R reset, Esc/Q quit), or with "
-        "--headless let a scripted agent play and optionally record a GIF.",
+        description="Play the generative model (or with --engine the ground-truth game) in a "
+        "pygame window (arrows/WASD, R reset, Esc/Q quit), or with --headless let a scripted "
+        "agent play and optionally record a GIF.",
     )
     play.add_argument(
         "game", nargs="?", default="traveler", help=f"one of: {', '.join(GAME_NAMES)}"
     )
     play.add_argument("--engine", action="store_true", help="play the ground-truth engine")
+    play.add_argument("--model", help="model folder (default: the shipped model of the game)")
+    play.add_argument("--sampler-steps", type=_positive, help="generator steps per frame")
     play.add_argument("--headless", action="store_true", help="no window: a scripted agent plays")
     play.add_argument("--steps", type=_positive, default=300, help="headless steps (default 300)")
     play.add_argument("--agent", help="headless agent (default: the game's first scripted agent)")
@@ -237,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(a name in train/recipes or a JSON path), then the flags given here.",
     )
     gen.add_argument("--recipe", help="recipe name or JSON file (e.g. traveler_baseline)")
-    gen.add_argument("--out", required=True, help="run folder: checkpoints, samples, metrics")
     gen.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    gen.add_argument("--out", required=True, help="run folder: checkpoints, samples, metrics")
     gen.add_argument("--data", help="training dataset folder")
     gen.add_argument("--val-data", help="held-out dataset folder for PSNR and samples")
     gen.add_argument("--preset", help="model size: XS, S, M, L")

@@ -89,6 +89,18 @@ class GenerativeGame(Game):
         return Step(pixels, {}, (), None)
 
 
+def shipped_model(game: str) -> Path:
+    """The model folder shipped for `game` in maag.models, or MaagError if there is none."""
+    import maag.models
+
+    folder = Path(maag.models.__file__).parent / game
+    if not (folder / "model.json").exists():
+        raise MaagError(
+            f"no generative model is shipped for {game} yet: play the engine with --engine"
+        )
+    return folder
+
+
 def save_model_folder(
     out: str | Path,
     generator: Any,

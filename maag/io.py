@@ -11,6 +11,9 @@ from pathlib import Path
 
 from maag.errors import MaagError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
@@ -24,6 +27,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except OSError as exc:
         raise MaagError(f"cannot write to {target.parent}: {exc.strerror}") from None
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result is an ordinary file
     try:
         yield Path(tmp)
         os.replace(tmp, target)

@@ -61,6 +61,7 @@ class GameSpec:
     actions: tuple[str, ...]
     values: tuple[ValueSpec, ...]
     events: tuple[EventSpec, ...]
+    scroll: tuple[int, int] = (0, 0)  # pixels (x, y) the view moves when the camera moves
 
     @property
     def value_names(self) -> tuple[str, ...]:
@@ -135,6 +136,7 @@ class GameSpec:
                     EventSpec(e["name"], tuple(Effect(**f) for f in e["effects"]))
                     for e in d["events"]
                 ),
+                scroll=tuple(d.get("scroll", (0, 0))),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MaagError(f"malformed game spec: {exc}") from None

@@ -8,6 +8,9 @@ What is particular to maag:
   the spatial module's map view where it knows the pixel), the K context frames and any
   extra channels (the map canvas and its known-mask). The network predicts the clean
   residual (x0-style): next frame = base + residual.
+- Motion-compensated skip: where the game's view scrolls (GameSpec.scroll), the network
+  also weighs copies of the base shifted by one scroll step in each direction (the HUD
+  rows stay put), so copying a scrolled scene costs it one softmax, not a learned warp.
 - Conditioning vector: flow time, the action and the context-corruption level, summed and
   fed to adaLN-Zero. Extra condition tokens (the numerical module's digit tokens) are
   appended to the token sequence and read by attention; only patch tokens are decoded.
@@ -24,6 +27,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 PRESETS: dict[str, dict[str, int]] = {
+    "XXS": {"hidden_size": 64, "depth": 2, "num_heads": 2},  # smoke tests and CI
     "XS": {"hidden_size": 128, "depth": 4, "num_heads": 4},
     "S": {"hidden_size": 256, "depth": 6, "num_heads": 4},
     "M": {"hidden_size": 384, "depth": 8, "num_heads": 6},
@@ -119,6 +123,8 @@ class FrameDiT(ModelMixin, ConfigMixin):
         num_actions: int = 3,
         cond_vocab_size: int = 0,
         num_cond_tokens: int = 0,
+        hud_height: int = 0,
+        shift_offsets: tuple[tuple[int, int], ...] = (),
         hidden_size: int = 256,
         depth: int = 6,
         num_heads: int = 4,
@@ -139,6 +145,10 @@ class FrameDiT(ModelMixin, ConfigMixin):
             self.cond_pos = nn.Parameter(torch.zeros(1, num_cond_tokens, hidden_size))
         self.blocks = nn.ModuleList(Block(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
         self.final = FinalLayer(hidden_size, patch_size, 3)
+        if shift_offsets:
+            self.shift_head = nn.Sequential(
+                nn.LayerNorm(hidden_size), nn.Linear(hidden_size, len(shift_offsets) + 1)
+            )
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -167,6 +177,10 @@ class FrameDiT(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.final.adaLN_modulation[-1].bias)
         nn.init.zeros_(self.final.linear.weight)
         nn.init.zeros_(self.final.linear.bias)
+        if self.config.shift_offsets:  # start out copying the base unshifted
+            nn.init.zeros_(self.shift_head[1].weight)
+            nn.init.zeros_(self.shift_head[1].bias)
+            self.shift_head[1].bias.data[0] = 4.0
 
     def forward(
         self,
@@ -196,4 +210,19 @@ class FrameDiT(ModelMixin, ConfigMixin):
         out = self.final(x[:, :num_patches], c)
         p, g = self.config.patch_size, self.grid
         out = out.view(-1, g, g, p, p, 3).permute(0, 5, 1, 3, 2, 4)
-        return out.reshape(-1, 3, g * p, g * p)
+        residual = out.reshape(-1, 3, g * p, g * p)
+        if not self.config.shift_offsets:
+            return residual
+        weights = self.shift_head(x[:, :num_patches].mean(dim=1)).softmax(dim=-1)
+        moved = torch.stack([self.shift(base, *o) - base for o in self.config.shift_offsets], 1)
+        return residual + (weights[:, 1:, None, None, None] * moved).sum(dim=1)
+
+    def shift(self, frames: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+        """`frames` with the scene (rows below the HUD) moved by (dx, dy); revealed pixels 0."""
+        hud = self.config.hud_height
+        scene = frames[:, :, hud:]
+        h, w = scene.shape[-2:]
+        m = max(abs(dx), abs(dy))
+        padded = F.pad(scene, (m, m, m, m))
+        moved = padded[:, :, m - dy : m - dy + h, m - dx : m - dx + w]
+        return torch.cat([frames[:, :, :hud], moved], dim=2)

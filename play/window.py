@@ -108,6 +108,7 @@ def run_window(
                 (small, source, PANEL_DIM),
                 (small, "", PANEL_DIM),
                 *[(font, f"{k}: {v}", PANEL_TEXT) for k, v in step.values.items()],
+                *([] if step.values else [(small, "no record (baseline)", PANEL_DIM)]),
                 (small, "", PANEL_DIM),
                 (small, f"step {count}", PANEL_DIM),
                 (small, f"events: {', '.join(recent_events) or '-'}", PANEL_DIM),

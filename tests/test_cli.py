@@ -34,7 +34,8 @@ def test_every_command_explains_itself(argv, capsys):
         ),
         (["verify", "/nonexistent"], "no dataset folder"),
         (["play", "--engine", "--headless", "--record", "out.avi"], "use a .gif or .mp4"),
-        (["play", "traveler"], "no generative model"),
+        (["play", "pong"], "no generative model is shipped for pong"),
+        (["play", "traveler", "--model", "nowhere"], "no model folder at nowhere"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ def export_model(run: str, out: str, start_frames: int = 8, weights: str = "ema"
         raise MaagError(f"{run} holds no checkpoint to export")
     recipe = GeneratorRecipe().updated(json.loads((Path(run) / "recipe.json").read_text()))
     dataset = Dataset(recipe.data)
-    generator = build_generator(recipe, len(dataset.spec.actions))
+    generator = build_generator(recipe, dataset.spec)
     try:
         generator.load_state_dict(load_file(str(checkpoint / f"{weights}.safetensors")))
     except (OSError, RuntimeError, SafetensorError) as exc:

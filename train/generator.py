@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from maag.errors import MaagError
 from maag.io import ensure_writable_dir, write_atomic
+from maag.spec import GameSpec
 
 from .checkpoint import CheckpointStore
 
@@ -36,6 +37,7 @@ class GeneratorRecipe:
     preset: str = "S"
     patch_size: int = 8
     context_frames: int = 4
+    motion_skip: bool = True  # weigh base copies shifted by one scroll step (see models/dit.py)
     batch_size: int = 32  # per process
     grad_accum: int = 1
     lr: float = 3e-4
@@ -79,15 +81,53 @@ class GeneratorRecipe:
         return GeneratorRecipe(**merged)
 
 
-def build_generator(recipe: GeneratorRecipe, num_actions: int):
+RESUMABLE_CHANGES = (
+    "steps",
+    "data",
+    "val_data",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "sample_every",
+    "keep_checkpoints",
+)
+
+
+def resume_recipe(run: str | Path, overrides: dict[str, Any]) -> GeneratorRecipe:
+    """The recipe a run was started with, extended (more steps) or with moved data."""
+    try:
+        saved = GeneratorRecipe().updated(json.loads((Path(run) / "recipe.json").read_text()))
+    except (OSError, ValueError) as exc:
+        raise MaagError(f"nothing to resume in {run}: {exc}") from None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    fixed = sorted(
+        k for k, v in given.items() if k not in RESUMABLE_CHANGES and v != getattr(saved, k)
+    )
+    if fixed:
+        raise MaagError(f"a resumed run keeps its recipe; cannot change {fixed} (start a new run)")
+    return saved.updated(given)
+
+
+def build_generator(recipe: GeneratorRecipe, spec: GameSpec):
+    """A fresh FrameDiT sized by the recipe's preset for `spec`'s frames and actions."""
     from maag.models.dit import PRESETS, FrameDiT
 
     if recipe.preset not in PRESETS:
         raise MaagError(f"unknown preset {recipe.preset!r} (choose from {', '.join(PRESETS)})")
+    if spec.frame_height != spec.frame_width or spec.frame_height % recipe.patch_size:
+        raise MaagError(
+            f"{spec.name} frames are {spec.frame_height}x{spec.frame_width}: the generator "
+            f"needs square frames divisible by patch size {recipe.patch_size}"
+        )
+    sx, sy = spec.scroll
+    offsets = [(dx, dy) for dx, dy in ((sx, 0), (-sx, 0), (0, sy), (0, -sy)) if dx or dy]
     return FrameDiT(
+        frame_size=spec.frame_height,
         patch_size=recipe.patch_size,
         context_frames=recipe.context_frames,
-        num_actions=num_actions,
+        num_actions=len(spec.actions),
+        hud_height=spec.hud_height,
+        shift_offsets=tuple(offsets) if recipe.motion_skip else (),
         **PRESETS[recipe.preset],
     )
 
@@ -117,10 +157,6 @@ def train_generator(recipe: GeneratorRecipe, out: str, resume: bool = False, pro
         checkpoint = store.latest()
         if checkpoint is None:
             raise MaagError(f"nothing to resume: {run} holds no checkpoint")
-        saved = json.loads((run / "recipe.json").read_text())
-        recipe = (
-            GeneratorRecipe().updated(saved).updated({"steps": max(recipe.steps, saved["steps"])})
-        )
     else:
         checkpoint = None
         if store.latest() is not None:
@@ -138,9 +174,16 @@ def train_generator(recipe: GeneratorRecipe, out: str, resume: bool = False, pro
     main = accelerator.is_main_process
     set_seed(recipe.seed)  # same initial weights on every process
     spec = Dataset(recipe.data).spec
+    if checkpoint is not None:
+        trained_on = GameSpec.from_dict(json.loads((run / "spec.json").read_text()))
+        if trained_on != spec:
+            raise MaagError(
+                f"{recipe.data} holds {spec.name} data unlike the {trained_on.name} data "
+                f"{run} was trained on"
+            )
     episodes = load_episodes(recipe.data)
     val_episodes = load_episodes(recipe.val_data, game=spec.name) if recipe.val_data else None
-    model = build_generator(recipe, len(spec.actions))
+    model = build_generator(recipe, spec)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
@@ -157,7 +200,8 @@ def train_generator(recipe: GeneratorRecipe, out: str, resume: bool = False, pro
         noise.set_state(torch.tensor(rng["noise"], dtype=torch.uint8))
     elif main:
         ensure_writable_dir(run)
-        config = asdict(recipe)
+        config, spec_dict = asdict(recipe), spec.to_dict()
+        write_atomic(run / "spec.json", lambda tmp: tmp.write_text(json.dumps(spec_dict, indent=1)))
         write_atomic(run / "recipe.json", lambda tmp: tmp.write_text(json.dumps(config, indent=1)))
     accelerator.wait_for_everyone()
     logger = MetricsLog(run) if main else None
@@ -246,9 +290,24 @@ def train_generator(recipe: GeneratorRecipe, out: str, resume: bool = False, pro
             rng = {"sampler": sampler.state_dict(), "noise": noise.get_state().tolist()}
             store.save(accelerator, step, model, ema, optimizer, rng)
     bar.close()
-    accelerator.wait_for_everyone()
+    check_ranks_in_sync(accelerator, model)
     accelerator.end_training()
+    if main:
+        print(f"trained {run} to step {step}")
     return run
+
+
+def check_ranks_in_sync(accelerator, model: torch.nn.Module) -> None:
+    """Fail loudly if the processes' weights differ (they must, by construction, agree)."""
+    if accelerator.num_processes == 1:
+        return
+    params = accelerator.unwrap_model(model).parameters()
+    fingerprint = torch.stack([p.detach().double().sum() for p in params]).to(accelerator.device)
+    gathered = accelerator.gather(fingerprint[None]).cpu()
+    if not torch.equal(gathered, gathered[:1].expand_as(gathered)):
+        raise RuntimeError("training processes ended with different weights")
+    if accelerator.is_main_process:
+        print(f"{accelerator.num_processes} processes ended with identical weights")
 
 
 class MetricsLog:

@@ -1,0 +1,202 @@
+"""The generator: shapes, learning, save/load, exact resume, multi-process training, sampling."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import maag
+from maag.data import write_dataset
+from maag.errors import MaagError
+from maag.generative import GenerativeGame, load, save_model_folder
+from maag.models.dit import FrameDiT
+from maag.models.flow import FlowSampler, stack_context, to_unit, training_loss
+from maag.train.generator import GeneratorRecipe, resume_recipe, train_generator
+from maag.transitions import TransitionSampler, load_episodes
+
+TINY = {"hidden_size": 32, "depth": 2, "num_heads": 2}
+
+
+def tiny_model(**overrides):
+    torch.manual_seed(0)
+    return FrameDiT(**(TINY | overrides))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("traveler")
+    write_dataset("traveler", "wanderer", 4, 24, out, seed=3, progress=False)
+    return out
+
+
+def test_shapes_with_and_without_the_module_slots():
+    batch = 2
+    frames = torch.rand(batch, 3, 64, 64) * 2 - 1
+    context = torch.rand(batch, 12, 64, 64) * 2 - 1
+    args = (torch.ones(batch), frames, context, torch.tensor([0, 2]), torch.zeros(batch))
+    assert tiny_model()(frames, *args).shape == (batch, 3, 64, 64)
+    full = tiny_model(extra_channels=4, cond_vocab_size=40, num_cond_tokens=4)
+    extra = torch.rand(batch, 4, 64, 64)
+    ids = torch.randint(0, 40, (batch, 4))
+    assert full(frames, *args, extra=extra, cond_ids=ids).shape == (batch, 3, 64, 64)
+
+
+def test_untrained_generator_copies_its_base():
+    """adaLN-Zero and a zeroed output layer: before training, next frame == base."""
+    model = tiny_model()
+    base = torch.rand(1, 3, 64, 64) * 2 - 1
+    out = FlowSampler(2).sample(
+        model, base, torch.zeros(1, 12, 64, 64), torch.tensor([1]), torch.Generator()
+    )
+    assert torch.allclose(out, base, atol=1e-6)
+
+
+def test_tiny_model_overfits_a_tiny_batch(data):
+    episodes = load_episodes(data)
+    batch = TransitionSampler(episodes, 4, seed=0).sample(4)
+    context = to_unit(batch["context"])
+    model = tiny_model(hidden_size=64)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(300):
+        noise = torch.Generator().manual_seed(0)  # the same flow times and noise every step
+        loss = training_loss(
+            model, to_unit(batch["target"]), context[:, -1], stack_context(context),
+            batch["action"], torch.zeros(4), noise,
+        )  # fmt: skip
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) / 10
+
+
+def test_model_folder_round_trip_is_bitwise(tmp_path, data):
+    model = tiny_model()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)  # not the zero init: every weight matters
+    spec = maag.make("traveler").spec
+    start = load_episodes(data)["frames"][:2, 0]
+    save_model_folder(tmp_path / "m", model, spec, start, 2, {"note": "test"})
+    game = load(tmp_path / "m", game="traveler")
+    loaded = game.generator.state_dict()
+    assert all(torch.equal(v, loaded[k]) for k, v in model.state_dict().items())
+    direct = GenerativeGame(model, spec, start, 2)
+    for g in (game, direct):
+        g.reset(seed=5)
+    for action in (2, 2, 1, 0):
+        assert np.array_equal(game.step(action).frame, direct.step(action).frame)
+
+
+def test_sampling_is_deterministic_for_a_seed(data):
+    model = tiny_model()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    spec = maag.make("traveler").spec
+    game = GenerativeGame(model, spec, load_episodes(data)["frames"][:3, 0], 2)
+
+    def rollout(seed):
+        frames = [game.reset(seed).frame]
+        frames += [game.step(a).frame for a in (2, 2, 2, 1, 0, 1)]
+        return np.stack(frames)
+
+    assert np.array_equal(rollout(1), rollout(1))
+    assert not np.array_equal(rollout(1)[1:], rollout(2)[1:])
+
+
+def recipe_for(data, **overrides):
+    return GeneratorRecipe().updated(
+        {
+            "data": str(data), "preset": "XXS", "batch_size": 4, "steps": 6, "warmup": 2,
+            "mixed_precision": "no", "checkpoint_every": 3, "sample_every": 0,
+            "eval_every": 1000, "log_every": 1,
+        } | overrides
+    )  # fmt: skip
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, data):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train_generator(recipe_for(data), whole, progress=False)
+    train_generator(recipe_for(data, steps=3), split, progress=False)
+    train_generator(resume_recipe(split, {"steps": 6}), split, resume=True, progress=False)
+    for name in ("model", "ema"):
+        a = load_file(str(whole / "checkpoints/step-00000006" / f"{name}.safetensors"))
+        b = load_file(str(split / "checkpoints/step-00000006" / f"{name}.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_resume_and_restart_mistakes_are_refused(tmp_path, data):
+    with pytest.raises(MaagError, match="nothing to resume"):
+        train_generator(recipe_for(data), tmp_path / "empty", resume=True, progress=False)
+    train_generator(recipe_for(data, steps=3), tmp_path / "run", progress=False)
+    with pytest.raises(MaagError, match="already holds checkpoints"):
+        train_generator(recipe_for(data, steps=3), tmp_path / "run", progress=False)
+    pong = tmp_path / "pong"
+    write_dataset("pong", "tracker", 1, 10, pong, progress=False)
+    with pytest.raises(MaagError, match="cannot change \\['lr'\\]"):
+        resume_recipe(tmp_path / "run", {"lr": 0.1, "steps": 9})
+    with pytest.raises(MaagError, match="unlike the traveler data"):
+        recipe = resume_recipe(tmp_path / "run", {"data": str(pong), "steps": 6})
+        train_generator(recipe, tmp_path / "run", resume=True, progress=False)
+
+
+def test_broken_model_folders_are_refused(tmp_path, data):
+    spec = maag.make("traveler").spec
+    folder = save_model_folder(
+        tmp_path / "m", tiny_model(), spec, load_episodes(data)["frames"][:1, 0], 1, {}
+    )
+    with pytest.raises(MaagError, match="is a traveler model, not pong"):
+        load(folder, game="pong")
+    with pytest.raises(MaagError, match="no model folder"):
+        load(tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    weights = broken / "generator" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    with pytest.raises(MaagError, match="cannot be loaded"):
+        load(broken)
+    (broken / "model.json").write_text("{")
+    with pytest.raises(MaagError, match="cannot be read"):
+        load(broken)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_under_accelerate_train_in_sync(tmp_path, data):
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    command = [
+        accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()),
+        "-m", "maag", "train", "generator", "--data", str(data), "--out", str(tmp_path / "run"),
+        "--preset", "XXS", "--steps", "4", "--batch-size", "2", "--checkpoint-every", "2",
+        "--sample-every", "0", "--mixed-precision", "no", "--quiet",
+    ]  # fmt: skip
+    launcher = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = launcher.communicate(timeout=300)
+    finally:
+        if launcher.poll() is None:  # kill the launcher and both ranks
+            os.killpg(launcher.pid, signal.SIGKILL)
+    assert launcher.returncode == 0, stderr[-2000:]
+    assert "2 process(es)" in stdout
+    assert "2 processes ended with identical weights" in stdout
+    checkpoint = tmp_path / "run/checkpoints/step-00000004"
+    assert (checkpoint / "rng-rank0.json").exists() and (checkpoint / "rng-rank1.json").exists()
