@@ -11,7 +11,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maag.spec import Effect, EventSpec, GameDefinition, GameSpec, Reading, Step, ValueSpec
+from maag.spec import (
+    Effect,
+    EventSpec,
+    GameDefinition,
+    GameSpec,
+    Judgement,
+    Reading,
+    Step,
+    ValueSpec,
+)
 
 from .common import Engine, RandomAgent, classify_pixels, colour_mask, hud_band, read_hud
 
@@ -32,6 +41,7 @@ VIEW_CELLS = 8  # cells x-4 .. x+3
 PLAYER_SLOT = 4
 GROUND_TOP = 56  # frame rows 56..63 are ground
 PLAYER_TOP, PLAYER_LEFT, PLAYER_SIZE = 48, PLAYER_SLOT * CELL + 1, (8, 6)  # rows, cols
+PLAYER_PIXEL = (PLAYER_LEFT, PLAYER_TOP)  # the block's top-left, where the reader finds it
 SKY = (170, 210, 245)
 GROUND = (110, 80, 50)
 PLAYER = (0, 0, 0)
@@ -180,9 +190,66 @@ class Wanderer:
         return SPEC.actions.index("right" if self.direction > 0 else "left")
 
 
+class TravelerReferee:
+    """Traveler's rules on screen: the player moves as the action says (never blocked), a
+    first visit to a cell is a new building (+1), the scene scrolls by one cell per move."""
+
+    def __init__(self) -> None:
+        self.x = 0
+        self.visited = {0}
+        self.values = SPEC.initial_values()
+
+    def start(self, reading: TravelerReading) -> Judgement:
+        self.previous = reading
+        return self._judgement((), reading.player == PLAYER_PIXEL)
+
+    def judge(self, action: int, reading: TravelerReading) -> Judgement:
+        move = MOVES[SPEC.actions[action]]
+        self.x += move
+        events = () if self.x in self.visited else ("new_building",)
+        self.visited.add(self.x)
+        self.values = SPEC.apply_events(self.values, events)
+        moved = reading.player == PLAYER_PIXEL and move in _best_shifts(self.previous, reading)
+        self.previous = reading
+        return self._judgement(events, moved)
+
+    def may_change(self, place: int, before: object, after: object) -> bool:
+        return False  # a cell cannot be explored out of view: content never changes
+
+    def _judgement(self, events: tuple[str, ...], moved: bool) -> Judgement:
+        first = self.x - PLAYER_SLOT
+        scene_rows = slice(SPEC.hud_height, GROUND_TOP)
+        return Judgement(
+            events=events,
+            values=dict(self.values),
+            moved_as_ruled=moved,
+            visible={first + s: self.previous.cells[s] for s in range(VIEW_CELLS)},
+            regions={  # the player's cell is partly hidden by the block: not compared
+                first + s: (scene_rows, slice(s * CELL, (s + 1) * CELL))
+                for s in range(VIEW_CELLS)
+                if s != PLAYER_SLOT
+            },
+        )
+
+
+def _best_shifts(before: TravelerReading, after: TravelerReading) -> set[int]:
+    """The scroll(s) -1, 0, +1 (cells) that best explain `after` from `before`."""
+    scores = {}
+    for shift in (-1, 0, 1):
+        pairs = [
+            (after.cells[s], before.cells[s + shift])
+            for s in range(VIEW_CELLS)
+            if 0 <= s + shift < VIEW_CELLS and s != PLAYER_SLOT
+        ]
+        scores[shift] = sum(a is not None and a == b for a, b in pairs) / len(pairs)
+    best = max(scores.values())
+    return {shift for shift, score in scores.items() if score == best and best > 0}
+
+
 GAME = GameDefinition(
     spec=SPEC,
     engine=TravelerEngine,
     read_frame=read_frame,
     agents={"wanderer": Wanderer, "random": RandomAgent},
+    referee=TravelerReferee,
 )

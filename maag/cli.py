@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -159,6 +160,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
         )
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from maag.bench import markdown_table, run_bench
+
+    results = run_bench(
+        args.game, args.models, args.episodes, args.steps, args.seed, args.agent, args.out,
+        args.command_line, not args.quiet,
+    )  # fmt: skip
+    print(markdown_table(results))
+    if args.out:
+        print(f"\nwrote {args.out}/results.json, results.md, metrics_by_step.png, rollouts.gif")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="maag",
@@ -192,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--episodes-per-shard", type=_positive, help="default: about 64 MB per shard")
     data.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     data.add_argument("--quiet", action="store_true", help="no progress bar")
-    data.set_defaults(run=cmd_data)
+    data.set_defaults(handler=cmd_data)
 
     verify = sub.add_parser(
         "verify",
@@ -202,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("path", help="dataset folder")
     verify.add_argument("--game", help="also require the data to be of this game")
-    verify.set_defaults(run=cmd_verify)
+    verify.set_defaults(handler=cmd_verify)
 
     play = sub.add_parser(
         "play",
@@ -224,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--record", help="write the frames shown to a .gif (or .mp4) file")
     play.add_argument("--fps", type=float, default=12.0, help="steps per second in the window")
     play.add_argument("--scale", type=_positive, default=8, help="window pixels per game pixel")
-    play.set_defaults(run=cmd_play)
+    play.set_defaults(handler=cmd_play)
     train = sub.add_parser(
         "train",
         help="train a network (generator)",
@@ -257,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--eval-every", type=_positive, help="steps between held-out PSNR checks")
     gen.add_argument("--seed", type=_natural)
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
-    gen.set_defaults(run=cmd_train_generator)
+    gen.set_defaults(handler=cmd_train_generator)
 
     export = sub.add_parser(
         "export",
@@ -269,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="model folder to write (e.g. models/traveler)")
     export.add_argument("--start-frames", type=_positive, default=8, help="start frames to keep")
     export.add_argument("--weights", choices=("ema", "model"), default="ema")
-    export.set_defaults(run=cmd_export)
+    export.set_defaults(handler=cmd_export)
 
     evaluate = sub.add_parser(
         "eval",
@@ -281,14 +294,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="held-out dataset folder")
     evaluate.add_argument("--count", type=_positive, default=2048, help="transitions to score")
     evaluate.add_argument("--sampler-steps", type=_positive, nargs="+", default=[1])
-    evaluate.set_defaults(run=cmd_eval)
+    evaluate.set_defaults(handler=cmd_eval)
+    bench = sub.add_parser(
+        "bench",
+        help="consistency benchmark: NumCon, SpaCon, ActAcc, fidelity, drift, speed",
+        description="Play the engine (control row) and each model with the game's evaluation "
+        "agent on seeds disjoint from training, read every frame, and report the metrics "
+        "side by side.",
+    )
+    bench.add_argument("--game", required=True, help=f"one of: {', '.join(GAME_NAMES)}")
+    bench.add_argument("--models", nargs="*", default=[], help="model folders to compare")
+    bench.add_argument("--episodes", type=_positive, default=16)
+    bench.add_argument("--steps", type=_positive, default=1000, help="steps per episode")
+    bench.add_argument("--seed", type=_natural, default=12345, help="evaluation seed")
+    bench.add_argument("--agent", help="evaluation agent (default: the game's first)")
+    bench.add_argument("--out", help="folder for results.json/.md, plots and GIF")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["maag", *argv])
     try:
-        args.run(args)
+        args.handler(args)
     except MaagError as exc:
         print(f"maag {args.command}: error: {exc}", file=sys.stderr)
         return 2

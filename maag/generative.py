@@ -12,6 +12,7 @@ A model folder plays on its own:
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,10 @@ class GenerativeGame(Game):
     """Every frame drawn by the generator from the last K frames and the action.
 
     The baseline holds no record: `Step.values` is empty and `Step.camera` is None
-    (the modules add both).
+    (the modules add both). `timings` holds the last step's milliseconds per part.
     """
+
+    modules: tuple[str, ...] = ()  # consistency modules switched on
 
     def __init__(
         self,
@@ -52,6 +55,7 @@ class GenerativeGame(Game):
         self.sampler = FlowSampler(sampler_steps)
         self.seed = seed
         self.noise: torch.Generator | None = None
+        self.timings: dict[str, float] = {}
 
     @property
     def sampler_steps(self) -> int:
@@ -76,6 +80,7 @@ class GenerativeGame(Game):
         from maag.models.flow import stack_context, to_uint8, to_unit
 
         action = self.spec.check_action(action)
+        start = time.perf_counter()
         context = to_unit(torch.from_numpy(np.stack(self.context)))[None]
         frame = self.sampler.sample(
             self.generator,
@@ -85,6 +90,7 @@ class GenerativeGame(Game):
             generator=self.noise,
         )
         pixels = to_uint8(frame[0]).numpy()
+        self.timings = {"generator": (time.perf_counter() - start) * 1000}
         self.context.append(pixels)
         return Step(pixels, {}, (), None)
 

@@ -8,7 +8,7 @@ effects); everything downstream is derived from it. `Game` is the gym-like inter
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -185,10 +185,34 @@ class Reading:
 
 
 @dataclass(frozen=True)
+class Judgement:
+    """What the game's rules say about one step, from what was read on screen."""
+
+    events: tuple[str, ...]  # the events the rules say happened
+    values: dict[str, int]  # the values the rules prescribe so far
+    moved_as_ruled: bool  # the player moved (on screen) as the action and the rules say
+    visible: dict[Hashable, Any]  # world place -> content read there (None: illegible)
+    regions: dict[Hashable, tuple[slice, slice]]  # world place -> its (rows, cols) in the frame
+
+
+class Referee(Protocol):
+    """Follows an episode by its actions and frame readings, the way a person would."""
+
+    def start(self, reading: Reading) -> Judgement: ...
+
+    def judge(self, action: int, reading: Reading) -> Judgement: ...
+
+    def may_change(self, place: Hashable, before: Any, after: Any) -> bool:
+        """Whether the rules let a place's content change between two visits."""
+        ...
+
+
+@dataclass(frozen=True)
 class GameDefinition:
-    """One ground-truth game: its spec, engine, frame reader and scripted agents."""
+    """One ground-truth game: its spec, engine, frame reader, scripted agents, referee."""
 
     spec: GameSpec
     engine: Callable[[int], Game]  # seed -> engine
     read_frame: Callable[[np.ndarray], Reading]
     agents: Mapping[str, Callable[[GameSpec, int], Agent]] = field(default_factory=dict)
+    referee: Callable[[], Referee] | None = None

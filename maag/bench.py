@@ -1,0 +1,329 @@
+"""`maag bench`: how consistent a generative game is, read off the frames it draws.
+
+Every configuration (the engine as control row, then each model with its switches) is
+played by the game's evaluation agent on the same seeds, disjoint from training seeds.
+Each frame goes through the game's frame reader and the game's referee (its rules
+followed on screen); the metric code below is the same for every game (DESIGN.md,
+"Consistency metrics").
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from maag.data import episode_seeds, generate_episode
+from maag.errors import MaagError
+from maag.io import ensure_writable_dir, write_atomic
+from maag.metrics import psnr, teacher_forced_psnr
+from maag.spec import Game, GameDefinition, GameSpec
+
+
+@dataclass
+class Contender:
+    """One row of the table: a way to make the game for a seed, and what it is."""
+
+    label: str  # engine, baseline, +numerical, +spatial, full
+    source: str  # which checkpoint and switches
+    make: Callable[[int], Game]
+
+
+def contenders(definition: GameDefinition, model_dirs: list[str]) -> list[Contender]:
+    """The engine control row, then one row per model folder."""
+    from maag.generative import load, read_model_config
+
+    rows = [Contender("engine", "ground-truth engine (control)", definition.engine)]
+    for folder in model_dirs:
+        load(folder, game=definition.spec.name)  # fail early on a bad or foreign folder
+        step = read_model_config(folder).get("provenance", {}).get("step", "?")
+
+        def make(seed: int, folder: str = folder) -> Game:
+            return load(folder, game=definition.spec.name, seed=seed)
+
+        rows.append(Contender("baseline", f"{folder} (step {step}), no modules", make))
+    return rows
+
+
+def explain_change(
+    spec: GameSpec, before: dict | None, after: dict | None, happened: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The value-changing events a change of the shown values stands for.
+
+    What happened is preferred when it explains the change; else the fewest events that
+    do; ("unexplained",) when none of up to three do; () when either side is illegible.
+    """
+    if before is None or after is None or before == after:
+        return ()
+    if happened and spec.apply_events(before, happened) == after:
+        return happened
+    effectful = [e.name for e in spec.events if e.effects]
+    for count in (1, 2, 3):
+        for events in itertools.combinations_with_replacement(effectful, count):
+            if spec.apply_events(before, events) == after:
+                return events
+    return ("unexplained",)
+
+
+@dataclass
+class Trace:
+    """Per-step records of one rollout (steps 1..T)."""
+
+    numcon: list[bool] = field(default_factory=list)
+    record_match: list[bool] = field(default_factory=list)  # only where the game keeps a record
+    actacc: list[bool] = field(default_factory=list)
+    readable: list[bool] = field(default_factory=list)
+    true_events: list[tuple[str, ...]] = field(default_factory=list)
+    shown_events: list[tuple[str, ...]] = field(default_factory=list)
+    revisits: list[tuple[int, bool]] = field(default_factory=list)  # (step, consistent)
+    revisit_squared_error: float = 0.0
+    revisit_pixels: int = 0
+    step_ms: list[float] = field(default_factory=list)
+    part_ms: dict[str, list[float]] = field(default_factory=dict)
+    frames: list[np.ndarray] = field(default_factory=list)
+
+
+def play_episode(
+    definition: GameDefinition, game: Game, agent_name: str, steps: int, seed: int, index: int,
+    keep_frames: bool = False,
+) -> Trace:  # fmt: skip
+    """Play one evaluation episode and judge every frame."""
+    from maag.games import make_agent
+
+    spec, read = definition.spec, definition.read_frame
+    engine_seed, agent_seed = episode_seeds(seed, index)
+    agent = make_agent(spec.name, agent_name, agent_seed)
+    referee = definition.referee()
+    trace = Trace()
+    step = game.reset(engine_seed)
+    reading = read(step.frame)
+    judgement = referee.start(reading)
+    last_seen: dict[Any, tuple[Any, np.ndarray | None]] = {}
+    in_view: set = set()
+    shown = reading.values
+    for t in range(steps + 1):
+        if t:
+            action = agent.act(step)
+            start = time.perf_counter()
+            step = game.step(action)
+            trace.step_ms.append((time.perf_counter() - start) * 1000)
+            for part, ms in getattr(game, "timings", {}).items():
+                trace.part_ms.setdefault(part, []).append(ms)
+            reading = read(step.frame)
+            judgement = referee.judge(action, reading)
+            happened = tuple(e for e in judgement.events if spec.event(e).effects)
+            trace.numcon.append(reading.values == judgement.values)
+            if step.values:
+                trace.record_match.append(reading.values == step.values)
+            trace.actacc.append(judgement.moved_as_ruled)
+            trace.readable.append(reading.readable)
+            trace.true_events.append(happened)
+            trace.shown_events.append(explain_change(spec, shown, reading.values, happened))
+            shown = reading.values
+        if keep_frames:
+            trace.frames.append(step.frame)
+        for place, content in judgement.visible.items():
+            box = judgement.regions.get(place)
+            pixels = step.frame[box].astype(np.float64) if box else None
+            if place in last_seen and place not in in_view and t:  # a revisit
+                before, old_pixels = last_seen[place]
+                if before is not None:
+                    same = content is not None and (
+                        content == before or referee.may_change(place, before, content)
+                    )
+                    trace.revisits.append((t, same))
+                    if pixels is not None and old_pixels is not None:
+                        trace.revisit_squared_error += float(((pixels - old_pixels) ** 2).sum())
+                        trace.revisit_pixels += pixels.size
+            last_seen[place] = (content, pixels)
+        in_view = set(judgement.visible)
+    return trace
+
+
+def _mean(values: list) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def _event_f1(traces: list[Trace]) -> float:
+    tp = fp = fn = 0
+    for trace in traces:
+        for true, shown in zip(trace.true_events, trace.shown_events, strict=True):
+            overlap = sum((Counter(true) & Counter(shown)).values())
+            tp, fp, fn = tp + overlap, fp + len(shown) - overlap, fn + len(true) - overlap
+    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def _quarters(traces: list[Trace], name: str, steps: int) -> tuple[float | None, float | None]:
+    """A per-step metric over the first and the last quarter of the rollouts."""
+    q = max(1, steps // 4)
+    if name == "spacon":
+        first = [ok for tr in traces for t, ok in tr.revisits if t <= q]
+        last = [ok for tr in traces for t, ok in tr.revisits if t > steps - q]
+    else:
+        first = [v for tr in traces for v in getattr(tr, name)[:q]]
+        last = [v for tr in traces for v in getattr(tr, name)[-q:]]
+    return _mean(first), _mean(last)
+
+
+def summarise(traces: list[Trace], steps: int) -> dict[str, Any]:
+    """Every figure of one configuration."""
+    squared = sum(t.revisit_squared_error for t in traces)
+    pixels = sum(t.revisit_pixels for t in traces)
+    parts = {p for t in traces for p in t.part_ms}
+    step_ms = statistics.median(ms for t in traces for ms in t.step_ms)
+    part_ms = {
+        p: statistics.median(ms for t in traces for ms in t.part_ms.get(p, [])) for p in parts
+    }
+    modules_ms = sum(ms for p, ms in part_ms.items() if p != "generator")
+    return {
+        "numcon": _mean([v for t in traces for v in t.numcon]),
+        "event_f1": _event_f1(traces),
+        "digit_accuracy": _mean([v for t in traces for v in t.record_match]),
+        "spacon": _mean([ok for t in traces for _, ok in t.revisits]),
+        "revisits": sum(len(t.revisits) for t in traces),
+        "revisit_psnr": psnr(squared / pixels) if pixels else None,
+        "actacc": _mean([v for t in traces for v in t.actacc]),
+        "readable": _mean([v for t in traces for v in t.readable]),
+        "drift": {
+            m: _quarters(traces, m, steps) for m in ("numcon", "spacon", "actacc", "readable")
+        },
+        "ms_per_step": step_ms,
+        "ms_per_part": part_ms,
+        "modules_share": modules_ms / step_ms if step_ms else 0.0,
+    }
+
+
+def run_bench(
+    game_name: str, model_dirs: list[str], episodes: int, steps: int, seed: int,
+    agent: str | None = None, out: str | Path | None = None, command: str = "",
+    progress: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Benchmark the engine and each model folder; write results to `out` when given."""
+    from maag.games import get_game
+
+    definition = get_game(game_name)
+    if definition.referee is None:
+        raise MaagError(f"{game_name} has no referee yet: it cannot be benchmarked")
+    if episodes < 1 or steps < 1:
+        raise MaagError("a benchmark needs at least one episode of at least one step")
+    agent = agent or next(iter(definition.agents))
+    rows = contenders(definition, model_dirs)
+    if out is not None:
+        out = ensure_writable_dir(out)
+    held_out = _held_out(game_name, agent, steps, seed, min(episodes, 4))
+    results: dict[str, Any] = {
+        "command": command,
+        "game": game_name,
+        "agent": agent,
+        "episodes": episodes,
+        "steps": steps,
+        "seed": seed,
+        "rows": [],
+    }
+    curves, films = {}, []
+    with tqdm(total=len(rows) * episodes, disable=not progress, unit="episode") as bar:
+        for row in rows:
+            traces = []
+            for index in range(episodes):
+                bar.set_description(row.label)
+                game = row.make(episode_seeds(seed, index)[0])
+                traces.append(play_episode(definition, game, agent, steps, seed, index, index == 0))
+                bar.update(1)
+            summary = {"label": row.label, "source": row.source, **summarise(traces, steps)}
+            generator = getattr(game, "generator", None)
+            if generator is not None:
+                summary["fidelity"] = teacher_forced_psnr(generator, held_out, game.sampler_steps)
+            results["rows"].append(summary)
+            curves[row.label] = {
+                m: np.mean([getattr(t, m) for t in traces], axis=0) for m in ("numcon", "actacc")
+            }
+            films.append(np.stack(traces[0].frames))
+    if out is not None:
+        _write_outputs(Path(out), results, curves, films)
+    return results
+
+
+def _held_out(game: str, agent: str, steps: int, seed: int, count: int) -> dict[str, np.ndarray]:
+    """Engine episodes of the benchmark's own seeds, for teacher-forced fidelity."""
+    episodes = [generate_episode(game, agent, steps, seed, i) for i in range(count)]
+    return {key: np.stack([e[key] for e in episodes]) for key in episodes[0]}
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The side-by-side table of a benchmark's results."""
+    head = (
+        "| config | NumCon | event F1 | digit acc | SpaCon (revisits) | revisit PSNR | ActAcc "
+        "| readable | TF PSNR (copy-last) | NumCon Q1→Q4 | SpaCon Q1→Q4 | ActAcc Q1→Q4 "
+        "| ms/step | generator ms | modules share |\n|" + "---|" * 15
+    )
+    lines = [head]
+    for r in results["rows"]:
+        fidelity = r.get("fidelity")
+        tf = f"{fidelity['psnr']:.1f} ({fidelity['copy_last_psnr']:.1f})" if fidelity else "n/a"
+        drift = {m: " → ".join(_fmt(v, 2) for v in r["drift"][m]) for m in r["drift"]}
+        lines.append(
+            f"| {r['label']} | {_fmt(r['numcon'])} | {_fmt(r['event_f1'])} "
+            f"| {_fmt(r['digit_accuracy'])} | {_fmt(r['spacon'])} ({r['revisits']}) "
+            f"| {_fmt(r['revisit_psnr'], 1)} | {_fmt(r['actacc'])} | {_fmt(r['readable'])} "
+            f"| {tf} | {drift['numcon']} | {drift['spacon']} | {drift['actacc']} "
+            f"| {_fmt(r['ms_per_step'], 2)} | {_fmt(r['ms_per_part'].get('generator'), 2)} "
+            f"| {_fmt(r['modules_share'], 2)} |"
+        )
+    sources = "\n".join(f"- **{r['label']}**: {r['source']}" for r in results["rows"])
+    return "\n".join(lines) + "\n\n" + sources
+
+
+def _write_outputs(out: Path, results: dict, curves: dict, films: list[np.ndarray]) -> None:
+    import imageio.v3 as iio
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    text = json.dumps(results, indent=1, default=lambda v: None if v != v else v)
+    write_atomic(out / "results.json", lambda tmp: tmp.write_text(text))
+    table = markdown_table(results)
+    write_atomic(
+        out / "results.md",
+        lambda tmp: tmp.write_text(
+            f"# {results['game']} benchmark\n\n`{results['command']}`\n\n{table}\n"
+        ),
+    )
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    window = max(1, results["steps"] // 50)
+    for label, curve in curves.items():
+        for ax, metric in zip(axes, ("numcon", "actacc"), strict=True):
+            smooth = np.convolve(curve[metric], np.ones(window) / window, mode="valid")
+            ax.plot(np.arange(len(smooth)) + window, smooth, label=label)
+            ax.set(title=metric, xlabel="rollout step", ylim=(-0.02, 1.02))
+    axes[0].legend()
+    figure.tight_layout()
+    write_atomic(
+        out / "metrics_by_step.png", lambda tmp: figure.savefig(tmp, format="png", dpi=100)
+    )
+    plt.close(figure)
+    gap = np.full((films[0].shape[0], films[0].shape[1], 2, 3), 255, np.uint8)
+    side_by_side = np.concatenate([x for f in films for x in (f, gap)][:-1], axis=2)
+    video = side_by_side.repeat(3, axis=1).repeat(3, axis=2)
+    write_atomic(
+        out / "rollouts.gif",
+        lambda tmp: iio.imwrite(tmp, video, extension=".gif", duration=80, loop=0),
+    )
