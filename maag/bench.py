@@ -244,13 +244,25 @@ def run_bench(
             if generator is not None:
                 summary["fidelity"] = teacher_forced_psnr(generator, held_out, game.sampler_steps)
             results["rows"].append(summary)
-            curves[row.label] = {
-                m: np.mean([getattr(t, m) for t in traces], axis=0) for m in ("numcon", "actacc")
-            }
+            curves[row.label] = _curves(traces, steps)
             films.append(np.stack(traces[0].frames))
     if out is not None:
         _write_outputs(Path(out), results, curves, films)
     return results
+
+
+def _curves(traces: list[Trace], steps: int) -> dict[str, np.ndarray]:
+    """Per rollout step, over episodes: NumCon, ActAcc, and (ok, count) of revisits."""
+    revisit_ok, revisit_count = np.zeros(steps), np.zeros(steps)
+    for trace in traces:
+        for t, ok in trace.revisits:
+            revisit_ok[t - 1] += ok
+            revisit_count[t - 1] += 1
+    return {
+        "numcon": np.mean([t.numcon for t in traces], axis=0),
+        "actacc": np.mean([t.actacc for t in traces], axis=0),
+        "spacon": (revisit_ok, revisit_count),
+    }
 
 
 def _held_out(game: str, agent: str, steps: int, seed: int, count: int) -> dict[str, np.ndarray]:
@@ -307,13 +319,18 @@ def _write_outputs(out: Path, results: dict, curves: dict, films: list[np.ndarra
             f"# {results['game']} benchmark\n\n`{results['command']}`\n\n{table}\n"
         ),
     )
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    window = max(1, results["steps"] // 50)
+    figure, axes = plt.subplots(1, 3, figsize=(14, 3.5))
+    window = np.ones(max(1, results["steps"] // 50))
     for label, curve in curves.items():
-        for ax, metric in zip(axes, ("numcon", "actacc"), strict=True):
-            smooth = np.convolve(curve[metric], np.ones(window) / window, mode="valid")
-            ax.plot(np.arange(len(smooth)) + window, smooth, label=label)
-            ax.set(title=metric, xlabel="rollout step", ylim=(-0.02, 1.02))
+        ok, count = (np.convolve(c, window, "valid") for c in curve["spacon"])
+        smoothed = {
+            "NumCon": np.convolve(curve["numcon"], window / window.size, mode="valid"),
+            "SpaCon": np.divide(ok, count, out=np.full_like(ok, np.nan), where=count > 0),
+            "ActAcc": np.convolve(curve["actacc"], window / window.size, mode="valid"),
+        }
+        for ax, (metric, values) in zip(axes, smoothed.items(), strict=True):
+            ax.plot(np.arange(len(values)) + window.size, values, label=label)
+            ax.set(title=f"{metric} (running mean)", xlabel="rollout step", ylim=(-0.02, 1.02))
     axes[0].legend()
     figure.tight_layout()
     write_atomic(

@@ -11,7 +11,11 @@ from maag.cli import main
 from maag.play import window
 
 
-@pytest.mark.parametrize("argv", [[], ["data"], ["verify"], ["play"]])
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["data"], ["verify"], ["play"], ["train"], ["train", "generator"], ["export"], ["eval"],
+     ["bench"]],
+)  # fmt: skip
 def test_every_command_explains_itself(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--help"])
