@@ -20,9 +20,14 @@ def make(name: str, seed: int = 0) -> Game:
 
 
 def load(
-    path: str, game: str | None = None, sampler_steps: int | None = None, seed: int = 0
+    path: str,
+    game: str | None = None,
+    sampler_steps: int | None = None,
+    seed: int = 0,
+    numerical: bool | None = None,
+    spatial: bool | None = None,
 ) -> Game:
-    """The generative game in model folder `path` (see maag.generative)."""
+    """The generative game in model folder `path`; modules on where it has them."""
     from maag.generative import load as load_model
 
-    return load_model(path, game=game, sampler_steps=sampler_steps, seed=seed)
+    return load_model(path, game, sampler_steps, seed, numerical, spatial)

@@ -45,13 +45,16 @@ def contenders(definition: GameDefinition, model_dirs: list[str]) -> list[Conten
 
     rows = [Contender("engine", "ground-truth engine (control)", definition.engine)]
     for folder in model_dirs:
-        load(folder, game=definition.spec.name)  # fail early on a bad or foreign folder
-        step = read_model_config(folder).get("provenance", {}).get("step", "?")
+        modules = load(folder, game=definition.spec.name).modules  # fails early on a bad folder
+        provenance = read_model_config(folder).get("provenance", {})
+        step = provenance.get("generator", {}).get("step", "?")
+        label = {(): "baseline", ("numerical",): "+numerical"}.get(modules, "full")
+        switches = ", ".join(f"{m} on" for m in modules) or "no modules"
 
         def make(seed: int, folder: str = folder) -> Game:
             return load(folder, game=definition.spec.name, seed=seed)
 
-        rows.append(Contender("baseline", f"{folder} (step {step}), no modules", make))
+        rows.append(Contender(label, f"{folder} (generator step {step}), {switches}", make))
     return rows
 
 

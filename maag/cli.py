@@ -113,35 +113,38 @@ def cmd_play(args: argparse.Namespace) -> None:
         print(f"recorded {recorder.close()}")
 
 
-def cmd_train_generator(args: argparse.Namespace) -> None:
-    from maag.train.generator import GeneratorRecipe, resume_recipe, train_generator
+def cmd_train(args: argparse.Namespace) -> None:
+    from maag.train.generator import GeneratorRecipe, GeneratorTask
+    from maag.train.logicnet import LogicNetRecipe, LogicNetTask
+    from maag.train.loop import train
 
+    recipe_type, task = {
+        "generator": (GeneratorRecipe, GeneratorTask()),
+        "logicnet": (LogicNetRecipe, LogicNetTask()),
+    }[args.network]
     overrides = {
-        "data": args.data,
-        "val_data": args.val_data,
-        "preset": args.preset,
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "grad_accum": args.grad_accum,
-        "lr": args.lr,
-        "mixed_precision": args.mixed_precision,
-        "checkpoint_every": args.checkpoint_every,
-        "sample_every": args.sample_every,
-        "eval_every": args.eval_every,
-        "seed": args.seed,
-    }
+        name: getattr(args, name)
+        for name in (
+            "data", "val_data", "steps", "batch_size", "grad_accum", "lr", "mixed_precision",
+            "checkpoint_every", "sample_every", "eval_every", "seed", "preset", "numerical",
+        )
+        if getattr(args, name, None) is not None
+    }  # fmt: skip
     if args.resume:
-        recipe = resume_recipe(args.out, overrides)
+        recipe = recipe_type.resumed(args.out, overrides)
     else:
-        recipe = GeneratorRecipe.load(args.recipe) if args.recipe else GeneratorRecipe()
+        recipe = recipe_type.load(args.recipe) if args.recipe else recipe_type()
         recipe = recipe.updated(overrides)
-    train_generator(recipe, args.out, args.resume, not args.quiet)
+    train(task, recipe, args.out, args.resume, not args.quiet)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
     from maag.train.export import export_model
 
-    print(f"wrote {export_model(args.run, args.out, args.start_frames, args.weights)}")
+    folder = export_model(
+        args.run, args.out, args.start_frames, args.weights, args.logicnet_run, not args.float32
+    )
+    print(f"wrote {folder}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -240,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.set_defaults(handler=cmd_play)
     train = sub.add_parser(
         "train",
-        help="train a network (generator)",
+        help="train a network (generator, logicnet)",
         description="Train on trajectory shards with accelerate. On one machine: "
         "maag train generator ...; on many processes/GPUs/machines: accelerate launch "
         "[--multi_gpu --num_processes N ...] -m maag train generator ...",
@@ -254,23 +257,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the next-frame generator. Values come from --recipe "
         "(a name in train/recipes or a JSON path), then the flags given here.",
     )
-    gen.add_argument("--recipe", help="recipe name or JSON file (e.g. traveler_baseline)")
-    gen.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    gen.add_argument("--out", required=True, help="run folder: checkpoints, samples, metrics")
-    gen.add_argument("--data", help="training dataset folder")
-    gen.add_argument("--val-data", help="held-out dataset folder for PSNR and samples")
-    gen.add_argument("--preset", help="model size: XS, S, M, L")
-    gen.add_argument("--steps", type=_positive, help="total optimizer steps")
-    gen.add_argument("--batch-size", type=_positive, help="examples per process per micro-step")
-    gen.add_argument("--grad-accum", type=_positive, help="micro-steps per optimizer step")
-    gen.add_argument("--lr", type=float, help="peak learning rate")
-    gen.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"))
-    gen.add_argument("--checkpoint-every", type=_positive, help="steps between checkpoints")
-    gen.add_argument("--sample-every", type=_natural, help="steps between sample GIFs (0: none)")
-    gen.add_argument("--eval-every", type=_positive, help="steps between held-out PSNR checks")
-    gen.add_argument("--seed", type=_natural)
-    gen.add_argument("--quiet", action="store_true", help="no progress bar")
-    gen.set_defaults(handler=cmd_train_generator)
+    gen.add_argument("--preset", help="model size: XXS, XS, S, M, L")
+    gen.add_argument(
+        "--numerical", action="store_const", const=True, help="condition on digit tokens"
+    )
+    logic = nets.add_parser(
+        "logicnet",
+        help="LogicNet, the numerical module's event classifier",
+        description="Train LogicNet (which events a step triggers) on the same shards and "
+        "loop as the generator.",
+    )
+    for net in (gen, logic):
+        net.add_argument("--recipe", help="recipe name or JSON file (e.g. traveler_baseline)")
+        net.add_argument("--resume", action="store_true", help="continue the run in --out")
+        net.add_argument("--out", required=True, help="run folder: checkpoints, metrics")
+        net.add_argument("--data", help="training dataset folder")
+        net.add_argument("--val-data", help="held-out dataset folder for evaluation")
+        net.add_argument("--steps", type=_positive, help="total optimizer steps")
+        net.add_argument("--batch-size", type=_positive, help="examples per process per step")
+        net.add_argument("--grad-accum", type=_positive, help="micro-steps per optimizer step")
+        net.add_argument("--lr", type=float, help="peak learning rate")
+        net.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"))
+        net.add_argument("--checkpoint-every", type=_positive, help="steps between checkpoints")
+        net.add_argument("--sample-every", type=_natural, help="steps between sample GIFs")
+        net.add_argument("--eval-every", type=_positive, help="steps between held-out checks")
+        net.add_argument("--seed", type=_natural)
+        net.add_argument("--quiet", action="store_true", help="no progress bar")
+        net.set_defaults(handler=cmd_train)
 
     export = sub.add_parser(
         "export",
@@ -282,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="model folder to write (e.g. models/traveler)")
     export.add_argument("--start-frames", type=_positive, default=8, help="start frames to keep")
     export.add_argument("--weights", choices=("ema", "model"), default="ema")
+    export.add_argument("--logicnet-run", help="LogicNet run: adds the numerical module")
+    export.add_argument("--float32", action="store_true", help="store float32 (default float16)")
     export.set_defaults(handler=cmd_export)
 
     evaluate = sub.add_parser(

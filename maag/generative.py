@@ -12,6 +12,7 @@ A model folder plays on its own:
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import deque
 from pathlib import Path
@@ -23,7 +24,6 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from maag.errors import MaagError
-from maag.io import write_atomic
 from maag.spec import Game, GameSpec, Step
 
 MODEL_FORMAT = "maag-model/1"
@@ -32,11 +32,12 @@ MODEL_FORMAT = "maag-model/1"
 class GenerativeGame(Game):
     """Every frame drawn by the generator from the last K frames and the action.
 
-    The baseline holds no record: `Step.values` is empty and `Step.camera` is None
-    (the modules add both). `timings` holds the last step's milliseconds per part.
+    With the numerical module on, LogicNet decides the step's events, the record applies
+    their effects and the generator is conditioned on the record's digit tokens;
+    `Step.values` and `Step.events` are the record's. The baseline holds no record:
+    `Step.values` is empty. `Step.camera` is None until the spatial module tracks it.
+    `timings` holds the last step's milliseconds per part.
     """
-
-    modules: tuple[str, ...] = ()  # consistency modules switched on
 
     def __init__(
         self,
@@ -45,17 +46,42 @@ class GenerativeGame(Game):
         start_frames: np.ndarray,
         sampler_steps: int = 1,
         seed: int = 0,
+        logicnet: torch.nn.Module | None = None,
+        numerical: bool | None = None,
     ):
         from maag.models.flow import FlowSampler
+        from maag.numerical import DigitTokenizer
 
         self.spec = spec
         self.generator = generator.eval()
         self.context_frames = generator.config.context_frames
+        self.tokens = DigitTokenizer(spec) if generator.config.num_cond_tokens else None
+        if self.tokens and self.tokens.num_tokens != generator.config.num_cond_tokens:
+            raise MaagError(f"the generator's digit tokens do not match the {spec.name} values")
+        if logicnet is not None:
+            if tuple(logicnet.config.event_names) != spec.event_names:
+                raise MaagError(
+                    f"LogicNet predicts events {list(logicnet.config.event_names)}, "
+                    f"but {spec.name} has {list(spec.event_names)}"
+                )
+            if logicnet.config.context_frames > self.context_frames:
+                raise MaagError("LogicNet needs more context frames than the generator keeps")
+            logicnet.eval()
+        self.logicnet = logicnet
+        available = logicnet is not None and self.tokens is not None
+        self.numerical = available if numerical is None else numerical
+        if self.numerical and not available:
+            raise MaagError("this model has no numerical module (LogicNet and digit tokens)")
         self.start_frames = start_frames
         self.sampler = FlowSampler(sampler_steps)
         self.seed = seed
         self.noise: torch.Generator | None = None
         self.timings: dict[str, float] = {}
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The consistency modules switched on."""
+        return ("numerical",) if self.numerical else ()
 
     @property
     def sampler_steps(self) -> int:
@@ -68,11 +94,14 @@ class GenerativeGame(Game):
         self.sampler.steps = steps
 
     def reset(self, seed: int | None = None) -> Step:
+        from maag.numerical import Record
+
         seed = self.seed if seed is None else seed
         self.noise = torch.Generator().manual_seed(seed)
         start = self.start_frames[np.random.default_rng(seed).integers(len(self.start_frames))]
         self.context = deque([start] * self.context_frames, maxlen=self.context_frames)
-        return Step(start.copy(), {}, (), None)
+        self.record = Record(self.spec) if self.numerical else None
+        return Step(start.copy(), dict(self.record.values) if self.record else {}, (), None)
 
     def step(self, action: int) -> Step:
         if self.noise is None:
@@ -80,19 +109,38 @@ class GenerativeGame(Game):
         from maag.models.flow import stack_context, to_uint8, to_unit
 
         action = self.spec.check_action(action)
-        start = time.perf_counter()
+        self.timings = {}
+        clock = time.perf_counter()
         context = to_unit(torch.from_numpy(np.stack(self.context)))[None]
+        actions = torch.tensor([action])
+        events: tuple[str, ...] = ()
+        values: dict[str, int] = {}
+        cond_ids = None
+        if self.numerical:
+            recent = context[:, -self.logicnet.config.context_frames :]
+            counts = self.logicnet.predict(stack_context(recent), actions)[0].tolist()
+            events = tuple(
+                n for n, c in zip(self.spec.event_names, counts, strict=True) for _ in range(c)
+            )
+            clock = self._lap("logicnet", clock)
+            values = self.record.apply(events)
+            cond_ids = torch.tensor([self.tokens.encode(values)])
+            clock = self._lap("record", clock)
+        elif self.tokens:
+            cond_ids = torch.tensor([self.tokens.null()])
         frame = self.sampler.sample(
-            self.generator,
-            base=context[:, -1],
-            context=stack_context(context),
-            action=torch.tensor([action]),
-            generator=self.noise,
-        )
+            self.generator, base=context[:, -1], context=stack_context(context),
+            action=actions, generator=self.noise, cond_ids=cond_ids,
+        )  # fmt: skip
         pixels = to_uint8(frame[0]).numpy()
-        self.timings = {"generator": (time.perf_counter() - start) * 1000}
+        self._lap("generator", clock)
         self.context.append(pixels)
-        return Step(pixels, {}, (), None)
+        return Step(pixels, values, events, None)
+
+    def _lap(self, part: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[part] = (now - since) * 1000
+        return now
 
 
 def shipped_model(game: str) -> Path:
@@ -114,14 +162,22 @@ def save_model_folder(
     start_frames: np.ndarray,
     sampler_steps: int,
     provenance: dict[str, Any],
+    logicnet: Any = None,
 ) -> Path:
-    """Write a playable model folder (weights as safetensors, config as JSON)."""
+    """Write a playable model folder (weights as safetensors, config as JSON).
+
+    The folder is built beside `out` and swapped in whole, so a failed export never
+    leaves a half-written model; an existing model card (README.md) is kept.
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    generator.save_pretrained(out / "generator", safe_serialization=True)
-    write_atomic(
-        out / "start_frames.safetensors",
-        lambda tmp: save_file({"frames": np.ascontiguousarray(start_frames)}, str(tmp)),
+    staging, retired = out.with_name(f".{out.name}.new"), out.with_name(f".{out.name}.old")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    generator.save_pretrained(staging / "generator", safe_serialization=True)
+    if logicnet is not None:
+        logicnet.save_pretrained(staging / "logicnet", safe_serialization=True)
+    save_file(
+        {"frames": np.ascontiguousarray(start_frames)}, str(staging / "start_frames.safetensors")
     )
     config = {
         "format": MODEL_FORMAT,
@@ -130,7 +186,14 @@ def save_model_folder(
         "sampler_steps": sampler_steps,
         "provenance": provenance,
     }
-    write_atomic(out / "model.json", lambda tmp: tmp.write_text(json.dumps(config, indent=1)))
+    (staging / "model.json").write_text(json.dumps(config, indent=1))
+    if (out / "README.md").exists():
+        shutil.copy2(out / "README.md", staging / "README.md")
+    shutil.rmtree(retired, ignore_errors=True)
+    if out.exists():
+        out.rename(retired)
+    staging.rename(out)
+    shutil.rmtree(retired, ignore_errors=True)
     return out
 
 
@@ -150,25 +213,41 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def _load_network(cls: Any, folder: Path, what: str) -> Any:
+    """A diffusers-style network from safetensors + config.json, or MaagError."""
+    try:
+        return cls.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError, TypeError, SafetensorError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MaagError(f"{what} in {folder.parent} cannot be loaded: {first_line}") from None
+
+
 def load(
     path: str | Path,
     game: str | None = None,
     sampler_steps: int | None = None,
     seed: int = 0,
+    numerical: bool | None = None,
+    spatial: bool | None = None,
 ) -> GenerativeGame:
-    """The generative game in model folder `path` (checked to be of `game` when given)."""
+    """The generative game in model folder `path` (checked to be of `game` when given).
+
+    A module switch left at None is on where the folder has the module.
+    """
     from maag.models.dit import FrameDiT
+    from maag.models.logicnet import LogicNet
 
     path = Path(path)
     config = read_model_config(path)
     spec = GameSpec.from_dict(config["spec"])
     if game is not None and spec.name != game:
         raise MaagError(f"model {path} is a {spec.name} model, not {game}")
-    try:
-        generator = FrameDiT.from_pretrained(path / "generator", use_safetensors=True)
-    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MaagError(f"generator weights in {path} cannot be loaded: {first_line}") from None
+    if spatial:
+        raise MaagError(f"model {path} has no spatial module")
+    generator = _load_network(FrameDiT, path / "generator", "generator weights")
+    logicnet = None
+    if (path / "logicnet").is_dir() and numerical is not False:
+        logicnet = _load_network(LogicNet, path / "logicnet", "LogicNet weights")
     try:
         start_frames = load_file(str(path / "start_frames.safetensors"))["frames"]
     except (OSError, KeyError, SafetensorError) as exc:
@@ -179,4 +258,4 @@ def load(
             f"start frames in {path} have shape {start_frames.shape}, not (N, *{expected})"
         )
     steps = sampler_steps or config.get("sampler_steps", 1)
-    return GenerativeGame(generator, spec, start_frames, steps, seed)
+    return GenerativeGame(generator, spec, start_frames, steps, seed, logicnet, numerical)

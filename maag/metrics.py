@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from maag.numerical import DigitTokenizer
 from maag.transitions import TransitionSampler
 
 
@@ -22,11 +23,13 @@ def teacher_forced_psnr(
     count: int = 1024,
     batch_size: int = 64,
     seed: int = 0,
+    tokens: DigitTokenizer | None = None,
 ) -> dict[str, float]:
     """Next-frame PSNR over `count` evenly spread transitions, with copy-last-frame beside it.
 
     PSNR is taken of the mean squared error over all pixels of all transitions (not a
-    mean of per-frame PSNRs, which perfect frames would make infinite).
+    mean of per-frame PSNRs, which perfect frames would make infinite). With `tokens`, the
+    generator is shown the true values' digit tokens, as from a perfect record.
     """
     from maag.models.flow import FlowSampler, stack_context, to_uint8, to_unit
 
@@ -43,9 +46,13 @@ def teacher_forced_psnr(
             episode[start : start + batch_size], target[start : start + batch_size]
         )
         context = to_unit(batch["context"])
+        cond_ids = None
+        if tokens:
+            cond_ids = tokens.batch(batch["values"], torch.ones(len(context), dtype=torch.bool))
         frames = sampler.sample(
-            generator, context[:, -1], stack_context(context), batch["action"], noise
-        )
+            generator, context[:, -1], stack_context(context), batch["action"], noise,
+            cond_ids=cond_ids,
+        )  # fmt: skip
         truth = batch["target"].double()
         model_se += ((to_uint8(frames).double() - truth) ** 2).sum().item()
         copy_se += ((batch["context"][:, -1].double() - truth) ** 2).sum().item()

@@ -29,6 +29,8 @@ class TransitionSampler:
     def __init__(self, episodes: dict[str, np.ndarray], context_frames: int, seed: int = 0):
         self.frames = episodes["frames"]  # (E, T+1, H, W, 3)
         self.actions = episodes["actions"]  # (E, T)
+        self.values = episodes["values"]  # (E, T+1, V)
+        self.events = episodes["events"]  # (E, T+1, K)
         self.context_frames = context_frames
         self.rng = np.random.default_rng(seed)
 
@@ -39,6 +41,8 @@ class TransitionSampler:
             "context": torch.from_numpy(self.frames[episode[:, None], times]),  # (B, K, H, W, 3)
             "target": torch.from_numpy(self.frames[episode, target]),  # (B, H, W, 3)
             "action": torch.from_numpy(self.actions[episode, target - 1]),  # (B,)
+            "values": torch.from_numpy(self.values[episode, target]).long(),  # (B, V) shown
+            "events": torch.from_numpy(self.events[episode, target]).long(),  # (B, E) counts
         }
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ from maag.errors import MaagError
 from maag.generative import GenerativeGame, load, save_model_folder
 from maag.models.dit import FrameDiT
 from maag.models.flow import FlowSampler, stack_context, to_unit, training_loss
-from maag.train.generator import GeneratorRecipe, resume_recipe, train_generator
+from maag.train.generator import GeneratorRecipe, train_generator
 from maag.transitions import TransitionSampler, load_episodes
 
 TINY = {"hidden_size": 32, "depth": 2, "num_heads": 2}
@@ -127,7 +127,9 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, data):
     whole, split = tmp_path / "whole", tmp_path / "split"
     train_generator(recipe_for(data), whole, progress=False)
     train_generator(recipe_for(data, steps=3), split, progress=False)
-    train_generator(resume_recipe(split, {"steps": 6}), split, resume=True, progress=False)
+    train_generator(
+        GeneratorRecipe.resumed(split, {"steps": 6}), split, resume=True, progress=False
+    )
     for name in ("model", "ema"):
         a = load_file(str(whole / "checkpoints/step-00000006" / f"{name}.safetensors"))
         b = load_file(str(split / "checkpoints/step-00000006" / f"{name}.safetensors"))
@@ -143,9 +145,9 @@ def test_resume_and_restart_mistakes_are_refused(tmp_path, data):
     pong = tmp_path / "pong"
     write_dataset("pong", "tracker", 1, 10, pong, progress=False)
     with pytest.raises(MaagError, match="cannot change \\['lr'\\]"):
-        resume_recipe(tmp_path / "run", {"lr": 0.1, "steps": 9})
+        GeneratorRecipe.resumed(tmp_path / "run", {"lr": 0.1, "steps": 9})
     with pytest.raises(MaagError, match="unlike the traveler data"):
-        recipe = resume_recipe(tmp_path / "run", {"data": str(pong), "steps": 6})
+        recipe = GeneratorRecipe.resumed(tmp_path / "run", {"data": str(pong), "steps": 6})
         train_generator(recipe, tmp_path / "run", resume=True, progress=False)
 
 

@@ -1,48 +1,78 @@
-"""`maag export`: a training run's latest checkpoint -> a playable model folder."""
+"""`maag export`: training runs' latest checkpoints -> a playable model folder."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from maag.errors import MaagError
+from maag.spec import GameSpec
 
 from .checkpoint import CheckpointStore
-from .generator import GeneratorRecipe, build_generator
+from .generator import GeneratorRecipe, GeneratorTask
+from .logicnet import LogicNetRecipe, LogicNetTask
 
 
-def export_model(run: str, out: str, start_frames: int = 8, weights: str = "ema") -> Path:
-    """Write model folder `out` from run `run` (EMA weights unless told otherwise)."""
-    from maag.data import Dataset
-    from maag.generative import save_model_folder
-
+def restore(run: str, recipe_type: Any, task: Any, weights: str = "ema"):
+    """(network, spec, provenance) from a run's latest checkpoint."""
     checkpoint = CheckpointStore(run).latest()
     if checkpoint is None:
         raise MaagError(f"{run} holds no checkpoint to export")
-    recipe = GeneratorRecipe().updated(json.loads((Path(run) / "recipe.json").read_text()))
-    dataset = Dataset(recipe.data)
-    generator = build_generator(recipe, dataset.spec)
+    recipe = recipe_type.of_run(run)
+    spec = GameSpec.from_dict(json.loads((Path(run) / "spec.json").read_text()))
+    network = task.build(recipe, spec)
     try:
-        generator.load_state_dict(load_file(str(checkpoint / f"{weights}.safetensors")))
+        network.load_state_dict(load_file(str(checkpoint / f"{weights}.safetensors")))
     except (OSError, RuntimeError, SafetensorError) as exc:
         raise MaagError(f"checkpoint {checkpoint} cannot be exported: {exc}") from None
-    first_shard = dataset.load_shard(0)
     state = json.loads((checkpoint / "state.json").read_text())
     provenance = {
         "run": str(run),
         "checkpoint": checkpoint.name,
         "step": state["step"],
         "weights": weights,
-        "recipe": json.loads((Path(run) / "recipe.json").read_text()),
+        "recipe": json.loads(recipe.to_json()),
     }
+    return network, spec, provenance, recipe
+
+
+def export_model(
+    run: str,
+    out: str,
+    start_frames: int = 8,
+    weights: str = "ema",
+    logicnet_run: str | None = None,
+    half: bool = True,
+) -> Path:
+    """Write model folder `out` from generator run `run` (and a LogicNet run).
+
+    Weights are stored in float16 unless `half` is off (they load as float32).
+    """
+    from maag.data import Dataset
+    from maag.generative import save_model_folder
+
+    generator, spec, provenance, recipe = restore(run, GeneratorRecipe, GeneratorTask(), weights)
+    logicnet = None
+    if logicnet_run is not None:
+        logicnet, logic_spec, logic_provenance, _ = restore(
+            logicnet_run, LogicNetRecipe, LogicNetTask(), weights
+        )
+        if logic_spec != spec:
+            raise MaagError(
+                f"{logicnet_run} is a {logic_spec.name} LogicNet, {run} a {spec.name} run"
+            )
+        provenance = {"generator": provenance, "logicnet": logic_provenance}
+    else:
+        provenance = {"generator": provenance}
+    if half:
+        generator = generator.to(torch.float16)
+        logicnet = logicnet.to(torch.float16) if logicnet is not None else None
+    starts = Dataset(recipe.data, game=spec.name).load_shard(0)["frames"][:start_frames, 0]
     return save_model_folder(
-        out,
-        generator,
-        dataset.spec,
-        first_shard["frames"][:start_frames, 0],
-        recipe.sampler_steps,
-        provenance,
+        out, generator, spec, starts, recipe.sampler_steps, provenance, logicnet
     )

@@ -1,0 +1,139 @@
+"""The numerical module: exact record, digit tokens, LogicNet, and the plumbing between them."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import maag
+from maag.data import write_dataset
+from maag.errors import MaagError
+from maag.games import GAMES, get_game, make_agent
+from maag.generative import GenerativeGame
+from maag.models.dit import FrameDiT
+from maag.models.flow import stack_context, to_unit
+from maag.models.logicnet import LogicNet
+from maag.numerical import DigitTokenizer, Record
+from maag.train.logicnet import LogicNetRecipe, LogicNetTask
+from maag.transitions import TransitionSampler, load_episodes
+
+PACMAN = get_game("pacman").spec
+
+
+def test_record_applies_effects_exactly_within_ranges():
+    record = Record(PACMAN)
+    assert record.apply(["pellet", "pellet", "power_pellet", "ghost_eaten"]) == {
+        "score": 270,
+        "lives": 3,
+    }
+    assert record.apply(["death"] * 5) == {"score": 270, "lives": 0}  # never below 0
+    assert record.apply(["new_game"]) == {"score": 0, "lives": 3}
+    full = Record(PACMAN, {"score": 99_995, "lives": 3})
+    assert full.apply(["pellet"]) == {"score": 99_999, "lives": 3}  # saturates, never wraps
+
+
+def test_record_refuses_values_out_of_range():
+    with pytest.raises(MaagError, match=r"lives=4 is outside 0\.\.3"):
+        Record(PACMAN, {"score": 0, "lives": 4})
+    with pytest.raises(MaagError, match="values must be"):
+        Record(PACMAN, {"score": 0})
+
+
+@pytest.mark.parametrize("name", sorted(GAMES))
+def test_digit_tokens_round_trip_every_value(name):
+    spec = get_game(name).spec
+    tokens = DigitTokenizer(spec)
+    for v in spec.values:
+        numbers = np.arange(v.low, v.high + 1)
+        rows = np.array([[n if o is v else o.initial for o in spec.values] for n in numbers])
+        ids = tokens.batch(torch.from_numpy(rows), torch.ones(len(rows), dtype=torch.bool))
+        assert ids.min() >= 1 and ids.max() < tokens.vocab_size
+        for n, row_ids in zip(
+            numbers[:: max(1, len(numbers) // 3000)],
+            ids[:: max(1, len(numbers) // 3000)],
+            strict=True,
+        ):
+            values = spec.initial_values() | {v.name: int(n)}
+            assert tokens.encode(values) == row_ids.tolist()
+            assert tokens.decode(row_ids.tolist()) == values
+    assert (
+        tokens.batch(torch.zeros(1, len(spec.values), dtype=torch.long), torch.tensor([False]))
+        .eq(0)
+        .all()
+    )
+
+
+@pytest.fixture(scope="module")
+def traveler_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("traveler")
+    write_dataset("traveler", "wanderer", 4, 60, out, seed=1, progress=False)
+    return load_episodes(out)
+
+
+def test_logicnet_overfits_a_small_set(traveler_data):
+    torch.manual_seed(0)
+    recipe = LogicNetRecipe(width=16)
+    task = LogicNetTask()
+    net = task.build(recipe, get_game("traveler").spec)
+    sampler = TransitionSampler(traveler_data, recipe.context_frames, seed=0)
+    batch = sampler.sample(64)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = task.loss(net, batch, recipe, None, "cpu")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.01
+    context = stack_context(to_unit(batch["context"]))
+    assert torch.equal(net.predict(context, batch["action"]), batch["events"].clamp(max=2))
+    assert batch["events"].sum() > 0  # the set holds new buildings to find
+
+
+class PerfectEvents(torch.nn.Module):
+    """A stand-in LogicNet that reports the events of an engine driven by the same actions."""
+
+    def __init__(self, engine, spec):
+        super().__init__()
+        self.engine, self.spec = engine, spec
+        self.config = SimpleNamespace(event_names=spec.event_names, context_frames=1)
+        self.next_action = 0
+
+    def predict(self, context, action):
+        events = self.engine.step(int(action[0])).events
+        return torch.tensor([[events.count(name) for name in self.spec.event_names]])
+
+
+@pytest.mark.parametrize("name", ["traveler", "pacman"])
+def test_record_follows_the_engine_with_perfect_events(name):
+    """Whatever the generator draws, the plumbing keeps the record exactly the engine's."""
+    spec = get_game(name).spec
+    engine = maag.make(name, seed=4)
+    first = engine.reset()
+    tokens = DigitTokenizer(spec)
+    torch.manual_seed(0)
+    stub = FrameDiT(
+        hidden_size=16, depth=1, num_heads=1, num_actions=len(spec.actions),
+        cond_vocab_size=tokens.vocab_size, num_cond_tokens=tokens.num_tokens,
+    )  # fmt: skip
+    game = GenerativeGame(stub, spec, first.frame[None], logicnet=PerfectEvents(engine, spec))
+    shadow = maag.make(name, seed=4)
+    shadow_step = shadow.reset()
+    agent = make_agent(name, "random", 0)
+    step = game.reset()
+    assert game.modules == ("numerical",)
+    for _ in range(1500 if name == "traveler" else 600):
+        action = agent.act(shadow_step)
+        step, shadow_step = game.step(action), shadow.step(action)
+        assert step.values == shadow_step.values
+        assert sorted(step.events) == sorted(shadow_step.events)  # spec order vs time order
+
+
+def test_logicnet_of_another_game_is_refused():
+    traveler = get_game("traveler").spec
+    stub = FrameDiT(hidden_size=16, depth=1, num_heads=1)
+    pong_logic = LogicNet(event_names=get_game("pong").spec.event_names, width=8)
+    with pytest.raises(MaagError, match="but traveler has"):
+        GenerativeGame(stub, traveler, np.zeros((1, 64, 64, 3), np.uint8), logicnet=pong_logic)
+    with pytest.raises(MaagError, match="no numerical module"):
+        GenerativeGame(stub, traveler, np.zeros((1, 64, 64, 3), np.uint8), numerical=True)

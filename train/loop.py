@@ -1,0 +1,307 @@
+"""The training loop every network shares, on accelerate.
+
+One code path for this CPU and for many GPUs on many machines: accelerate decides the
+processes, devices and mixed precision. A `Task` says what is trained (its network, its
+loss, its held-out evaluation); this loop does the rest: learning-rate warm-up, gradient
+accumulation and clipping, EMA weights, a progress bar, metrics.jsonl (and TensorBoard
+when installed), checkpoints every N steps written atomically, and `--resume`, which
+continues exactly: a resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from maag.errors import MaagError
+from maag.io import ensure_writable_dir, write_atomic
+from maag.spec import GameSpec
+
+from .checkpoint import CheckpointStore
+
+RECIPES = Path(__file__).parent / "recipes"
+R = TypeVar("R", bound="Recipe")
+
+
+@dataclass
+class Recipe:
+    """What every training run depends on; a network's recipe adds its own fields."""
+
+    network: ClassVar[str] = ""
+    data: str = ""
+    val_data: str = ""
+    batch_size: int = 32  # per process
+    grad_accum: int = 1
+    lr: float = 3e-4
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    steps: int = 10_000
+    ema_decay: float = 0.999
+    mixed_precision: str = "bf16"  # "no", "bf16" or "fp16" (accelerate)
+    seed: int = 0
+    log_every: int = 25
+    eval_every: int = 500
+    checkpoint_every: int = 250
+    sample_every: int = 0
+    keep_checkpoints: int = 2
+    init_from: str = ""  # a run whose latest EMA weights start this one (new layers stay fresh)
+
+    # fields a resumed run may change; every other one is fixed by the run's recipe.json
+    RESUMABLE: ClassVar[tuple[str, ...]] = (
+        "steps", "data", "val_data", "log_every", "eval_every", "checkpoint_every",
+        "sample_every", "keep_checkpoints",
+    )  # fmt: skip
+
+    @classmethod
+    def load(cls: type[R], name_or_path: str) -> R:
+        """A recipe by name (train/recipes/NAME.json) or path."""
+        path = Path(name_or_path)
+        if not path.exists():
+            path = RECIPES / f"{name_or_path}.json"
+        try:
+            values = json.loads(path.read_text())
+        except FileNotFoundError:
+            known = ", ".join(p.stem for p in sorted(RECIPES.glob("*.json")))
+            raise MaagError(f"no recipe {name_or_path!r} (known: {known})") from None
+        except (OSError, ValueError) as exc:
+            raise MaagError(f"recipe {path} cannot be read: {exc}") from None
+        network = values.pop("network", cls.network)
+        if network != cls.network:
+            raise MaagError(f"recipe {path} trains a {network}, not a {cls.network}")
+        return cls().updated(values, source=str(path))
+
+    def updated(self: R, values: dict[str, Any], source: str = "overrides") -> R:
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise MaagError(f"{source}: unknown recipe fields {unknown}")
+        return type(self)(**(asdict(self) | {k: v for k, v in values.items() if v is not None}))
+
+    def to_json(self) -> str:
+        return json.dumps({"network": self.network, **asdict(self)}, indent=1)
+
+    @classmethod
+    def of_run(cls: type[R], run: str | Path) -> R:
+        """The recipe a run was started with."""
+        try:
+            values = json.loads((Path(run) / "recipe.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise MaagError(f"no training run in {run}: {exc}") from None
+        network = values.pop("network", cls.network)
+        if network != cls.network:
+            raise MaagError(f"{run} is a {network} run, not a {cls.network} run")
+        return cls().updated(values, source=f"{run}/recipe.json")
+
+    @classmethod
+    def resumed(cls: type[R], run: str | Path, overrides: dict[str, Any]) -> R:
+        """The run's recipe, extended (more steps) or pointed at moved data."""
+        saved = cls.of_run(run)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        fixed = sorted(
+            k for k, v in given.items() if k not in cls.RESUMABLE and v != getattr(saved, k)
+        )
+        if fixed:
+            raise MaagError(
+                f"a resumed run keeps its recipe; cannot change {fixed} (start a new run)"
+            )
+        return saved.updated(given)
+
+
+class Task(Protocol):
+    """What a network's training adds to the loop."""
+
+    def build(self, recipe: Any, spec: GameSpec) -> torch.nn.Module: ...
+
+    def loss(
+        self, model, batch: dict, recipe: Any, noise: torch.Generator, device
+    ) -> torch.Tensor: ...
+
+    def evaluate(self, ema, episodes: dict, recipe: Any) -> dict[str, float]: ...
+
+    def sample(self, path: Path, ema, spec: GameSpec, episodes: dict, recipe: Any) -> None: ...
+
+
+def train(task: Task, recipe: Recipe, out: str | Path, resume: bool = False, progress: bool = True):
+    """Train (or resume) run folder `out`."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from maag.data import Dataset
+    from maag.transitions import TransitionSampler, load_episodes
+
+    run = Path(out)
+    store = CheckpointStore(run, keep=recipe.keep_checkpoints)
+    checkpoint = store.latest()
+    if resume and checkpoint is None:
+        raise MaagError(f"nothing to resume: {run} holds no checkpoint")
+    if not resume and checkpoint is not None:
+        raise MaagError(f"{run} already holds checkpoints: pass --resume, or choose another --out")
+    if not recipe.data:
+        raise MaagError("no training data: pass --data DIR")
+
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=recipe.mixed_precision,
+        gradient_accumulation_steps=recipe.grad_accum,
+    )
+    main = accelerator.is_main_process
+    set_seed(recipe.seed)  # the same initial weights on every process
+    spec = Dataset(recipe.data).spec
+    if resume:
+        trained_on = GameSpec.from_dict(json.loads((run / "spec.json").read_text()))
+        if trained_on != spec:
+            raise MaagError(
+                f"{recipe.data} holds {spec.name} data unlike the {trained_on.name} data "
+                f"{run} was trained on"
+            )
+    episodes = load_episodes(recipe.data)
+    val_episodes = load_episodes(recipe.val_data, game=spec.name) if recipe.val_data else None
+    model = task.build(recipe, spec)
+    if recipe.init_from and not resume:
+        warm_start(model, recipe.init_from, spec)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
+    )
+    rank_seed = recipe.seed * 1000 + accelerator.process_index
+    sampler = TransitionSampler(episodes, model.config.context_frames, seed=rank_seed)
+    noise = torch.Generator().manual_seed(rank_seed)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    step = 0
+    if resume:
+        step, rng = store.load(checkpoint, accelerator, model, ema, optimizer)
+        sampler.load_state_dict(rng["sampler"])
+        noise.set_state(torch.tensor(rng["noise"], dtype=torch.uint8))
+    elif main:
+        ensure_writable_dir(run)
+        spec_json = json.dumps(spec.to_dict(), indent=1)
+        write_atomic(run / "spec.json", lambda tmp: tmp.write_text(spec_json))
+        write_atomic(run / "recipe.json", lambda tmp: tmp.write_text(recipe.to_json()))
+    accelerator.wait_for_everyone()
+    logger = MetricsLog(run) if main else None
+    if main:
+        params = sum(p.numel() for p in ema.parameters())
+        print(
+            f"{spec.name} {recipe.network} ({params / 1e6:.2f}M params), "
+            f"{accelerator.num_processes} process(es) on {accelerator.device}, "
+            f"{recipe.mixed_precision}, {len(episodes['frames'])} episodes, from step {step}"
+        )
+
+    model.train()
+    examples_per_step = recipe.batch_size * recipe.grad_accum * accelerator.num_processes
+    bar = tqdm(total=recipe.steps, initial=step, disable=not (main and progress), unit="step")
+    timer, timed_steps, running = time.perf_counter(), 0, []
+    while step < recipe.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr * min(1.0, (step + 1) / max(1, recipe.warmup))
+        with accelerator.accumulate(model):
+            batch = sampler.sample(recipe.batch_size)
+            with accelerator.autocast():
+                loss = task.loss(model, batch, recipe, noise, accelerator.device)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad()
+        running.append(loss.item())
+        if not accelerator.sync_gradients:
+            continue
+        step += 1
+        timed_steps += 1
+        decay = min(recipe.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            trained = accelerator.unwrap_model(model).parameters()
+            for e, p in zip(ema.parameters(), trained, strict=True):
+                e.lerp_(p.detach().float(), 1 - decay)
+        bar.update(1)
+        last = step == recipe.steps
+        if step % recipe.log_every == 0 or last:
+            elapsed = time.perf_counter() - timer
+            record = {
+                "step": step,
+                "loss": float(np.mean(running)),
+                "lr": optimizer.param_groups[0]["lr"],
+                "samples_per_s": timed_steps * examples_per_step / elapsed,
+            }
+            running, timer, timed_steps = [], time.perf_counter(), 0
+            bar.set_postfix(loss=f"{record['loss']:.5f}", sps=f"{record['samples_per_s']:.0f}")
+            if logger:
+                logger.write(record)
+        if main and val_episodes is not None and (step % recipe.eval_every == 0 or last):
+            scores = task.evaluate(ema, val_episodes, recipe)
+            logger.write({"step": step, **{f"val_{k}": v for k, v in scores.items()}})
+            bar.write(f"step {step}: " + ", ".join(f"val {k} {v:.4g}" for k, v in scores.items()))
+        if main and recipe.sample_every and (step % recipe.sample_every == 0 or last):
+            path = run / "samples" / f"step-{step:08d}.gif"
+            task.sample(path, ema, spec, val_episodes or episodes, recipe)
+        if step % recipe.checkpoint_every == 0 or last:
+            rng = {"sampler": sampler.state_dict(), "noise": noise.get_state().tolist()}
+            store.save(accelerator, step, model, ema, optimizer, rng)
+    bar.close()
+    check_ranks_in_sync(accelerator, model)
+    accelerator.end_training()
+    if main:
+        print(f"trained {run} to step {step}")
+    return run
+
+
+def warm_start(model: torch.nn.Module, run: str, spec: GameSpec) -> None:
+    """Copy every matching weight from `run`'s latest EMA checkpoint into `model`."""
+    from safetensors.torch import load_file
+
+    checkpoint = CheckpointStore(run).latest()
+    if checkpoint is None:
+        raise MaagError(f"init_from: {run} holds no checkpoint")
+    if GameSpec.from_dict(json.loads((Path(run) / "spec.json").read_text())) != spec:
+        raise MaagError(f"init_from: {run} was trained on another game's data")
+    weights = load_file(str(checkpoint / "ema.safetensors"))
+    own = model.state_dict()
+    mismatched = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise MaagError(f"init_from: {run} has other shapes for {mismatched[:3]}")
+    model.load_state_dict(weights, strict=False)
+
+
+def check_ranks_in_sync(accelerator, model: torch.nn.Module) -> None:
+    """Fail loudly if the processes' weights differ (they must, by construction, agree)."""
+    if accelerator.num_processes == 1:
+        return
+    params = accelerator.unwrap_model(model).parameters()
+    fingerprint = torch.stack([p.detach().double().sum() for p in params]).to(accelerator.device)
+    gathered = accelerator.gather(fingerprint[None]).cpu()
+    if not torch.equal(gathered, gathered[:1].expand_as(gathered)):
+        raise RuntimeError("training processes ended with different weights")
+    if accelerator.is_main_process:
+        print(f"{accelerator.num_processes} processes ended with identical weights")
+
+
+class MetricsLog:
+    """metrics.jsonl in the run folder, and TensorBoard where it is installed."""
+
+    def __init__(self, run: Path):
+        self.path = run / "metrics.jsonl"
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(run / "tensorboard"))
+        except ImportError:
+            self.tensorboard = None
+
+    def write(self, record: dict[str, float]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tensorboard:
+            for key, value in record.items():
+                if key != "step" and math.isfinite(value):
+                    self.tensorboard.add_scalar(key, value, record["step"])
