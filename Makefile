@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 play: setup
-	$(BIN)/maag play traveler --engine
+	$(BIN)/maag play traveler
 
 test: setup
 	$(BIN)/python -m pytest

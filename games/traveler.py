@@ -33,8 +33,9 @@ SPEC = GameSpec(
     values=(ValueSpec("score", low=0, high=9999, initial=0, hud_x=2),),
     events=(EventSpec("new_building", (Effect("score", "add", 1),)),),
     scroll=(8, 0),
+    moves=((0, 0), (-1, 0), (1, 0)),
 )
-MOVES = {"noop": 0, "left": -1, "right": 1}
+MOVES = {name: dx for name, (dx, _) in zip(SPEC.actions, SPEC.moves, strict=True)}
 
 CELL = 8
 VIEW_CELLS = 8  # cells x-4 .. x+3

@@ -35,7 +35,8 @@ class GenerativeGame(Game):
     With the numerical module on, LogicNet decides the step's events, the record applies
     their effects and the generator is conditioned on the record's digit tokens;
     `Step.values` and `Step.events` are the record's. The baseline holds no record:
-    `Step.values` is empty. `Step.camera` is None until the spatial module tracks it.
+    `Step.values` is empty and `Step.camera` None; with a module on, the record keeps the
+    camera where the spec says how actions move it.
     `timings` holds the last step's milliseconds per part.
     """
 
@@ -48,6 +49,7 @@ class GenerativeGame(Game):
         seed: int = 0,
         logicnet: torch.nn.Module | None = None,
         numerical: bool | None = None,
+        start_cameras: np.ndarray | None = None,
     ):
         from maag.models.flow import FlowSampler
         from maag.numerical import DigitTokenizer
@@ -73,6 +75,9 @@ class GenerativeGame(Game):
         if self.numerical and not available:
             raise MaagError("this model has no numerical module (LogicNet and digit tokens)")
         self.start_frames = start_frames
+        self.start_cameras = (
+            np.zeros((len(start_frames), 2), int) if start_cameras is None else start_cameras
+        )
         self.sampler = FlowSampler(sampler_steps)
         self.seed = seed
         self.noise: torch.Generator | None = None
@@ -98,10 +103,12 @@ class GenerativeGame(Game):
 
         seed = self.seed if seed is None else seed
         self.noise = torch.Generator().manual_seed(seed)
-        start = self.start_frames[np.random.default_rng(seed).integers(len(self.start_frames))]
+        index = np.random.default_rng(seed).integers(len(self.start_frames))
+        start = self.start_frames[index]
         self.context = deque([start] * self.context_frames, maxlen=self.context_frames)
-        self.record = Record(self.spec) if self.numerical else None
-        return Step(start.copy(), dict(self.record.values) if self.record else {}, (), None)
+        camera = tuple(int(c) for c in self.start_cameras[index])
+        self.record = Record(self.spec, camera=camera) if self.numerical else None
+        return self._step(start.copy(), ())
 
     def step(self, action: int) -> Step:
         if self.noise is None:
@@ -114,7 +121,6 @@ class GenerativeGame(Game):
         context = to_unit(torch.from_numpy(np.stack(self.context)))[None]
         actions = torch.tensor([action])
         events: tuple[str, ...] = ()
-        values: dict[str, int] = {}
         cond_ids = None
         if self.numerical:
             recent = context[:, -self.logicnet.config.context_frames :]
@@ -123,8 +129,7 @@ class GenerativeGame(Game):
                 n for n, c in zip(self.spec.event_names, counts, strict=True) for _ in range(c)
             )
             clock = self._lap("logicnet", clock)
-            values = self.record.apply(events)
-            cond_ids = torch.tensor([self.tokens.encode(values)])
+            cond_ids = torch.tensor([self.tokens.encode(self.record.apply(events, action))])
             clock = self._lap("record", clock)
         elif self.tokens:
             cond_ids = torch.tensor([self.tokens.null()])
@@ -135,7 +140,12 @@ class GenerativeGame(Game):
         pixels = to_uint8(frame[0]).numpy()
         self._lap("generator", clock)
         self.context.append(pixels)
-        return Step(pixels, values, events, None)
+        return self._step(pixels, events)
+
+    def _step(self, frame: np.ndarray, events: tuple[str, ...]) -> Step:
+        if self.record is None:
+            return Step(frame, {}, events, None)
+        return Step(frame, dict(self.record.values), events, self.record.camera)
 
     def _lap(self, part: str, since: float) -> float:
         now = time.perf_counter()
@@ -160,6 +170,7 @@ def save_model_folder(
     generator: Any,
     spec: GameSpec,
     start_frames: np.ndarray,
+    start_cameras: np.ndarray,
     sampler_steps: int,
     provenance: dict[str, Any],
     logicnet: Any = None,
@@ -176,9 +187,11 @@ def save_model_folder(
     generator.save_pretrained(staging / "generator", safe_serialization=True)
     if logicnet is not None:
         logicnet.save_pretrained(staging / "logicnet", safe_serialization=True)
-    save_file(
-        {"frames": np.ascontiguousarray(start_frames)}, str(staging / "start_frames.safetensors")
-    )
+    starts = {
+        "frames": np.ascontiguousarray(start_frames),
+        "cameras": np.ascontiguousarray(start_cameras, dtype=np.int32),
+    }
+    save_file(starts, str(staging / "start_frames.safetensors"))
     config = {
         "format": MODEL_FORMAT,
         "game": spec.name,
@@ -249,7 +262,8 @@ def load(
     if (path / "logicnet").is_dir() and numerical is not False:
         logicnet = _load_network(LogicNet, path / "logicnet", "LogicNet weights")
     try:
-        start_frames = load_file(str(path / "start_frames.safetensors"))["frames"]
+        starts = load_file(str(path / "start_frames.safetensors"))
+        start_frames, start_cameras = starts["frames"], starts["cameras"]
     except (OSError, KeyError, SafetensorError) as exc:
         raise MaagError(f"start frames in {path} cannot be loaded: {exc}") from None
     expected = (spec.frame_height, spec.frame_width, 3)
@@ -257,5 +271,9 @@ def load(
         raise MaagError(
             f"start frames in {path} have shape {start_frames.shape}, not (N, *{expected})"
         )
+    if start_cameras.shape != (len(start_frames), 2):
+        raise MaagError(f"start cameras in {path} have shape {start_cameras.shape}")
     steps = sampler_steps or config.get("sampler_steps", 1)
-    return GenerativeGame(generator, spec, start_frames, steps, seed, logicnet, numerical)
+    return GenerativeGame(
+        generator, spec, start_frames, steps, seed, logicnet, numerical, start_cameras
+    )

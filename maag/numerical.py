@@ -69,14 +69,25 @@ class DigitTokenizer:
 
 
 class Record:
-    """The game's values, changed only by events' spec effects, always within range."""
+    """The game's values, changed only by events' spec effects, always within range, and
+    the camera, moved by the actions (GameSpec.moves) unless a "blocked" event stops it."""
 
-    def __init__(self, spec: GameSpec, values: Mapping[str, int] | None = None):
+    def __init__(
+        self,
+        spec: GameSpec,
+        values: Mapping[str, int] | None = None,
+        camera: tuple[int, int] | None = None,
+    ):
         self.spec = spec
         self.values = dict(spec.initial_values() if values is None else values)
         spec.check_values(self.values)
+        self.camera = camera if spec.moves else None
 
-    def apply(self, events: Iterable[str]) -> dict[str, int]:
-        """Apply `events` in order; returns the new values."""
+    def apply(self, events: Iterable[str], action: int | None = None) -> dict[str, int]:
+        """Apply `events` in order (and `action`'s move); returns the new values."""
+        events = tuple(events)
         self.values = self.spec.apply_events(self.values, events)
+        if self.camera is not None and action is not None and "blocked" not in events:
+            (dx, dy), (sx, sy) = self.spec.moves[action], self.spec.scroll
+            self.camera = (self.camera[0] + dx * sx, self.camera[1] + dy * sy)
         return dict(self.values)

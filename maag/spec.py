@@ -62,6 +62,9 @@ class GameSpec:
     values: tuple[ValueSpec, ...]
     events: tuple[EventSpec, ...]
     scroll: tuple[int, int] = (0, 0)  # pixels (x, y) the view moves when the camera moves
+    # per action, the camera's move in scroll steps, unless a "blocked" event stops it;
+    # empty where the camera does not simply follow the actions
+    moves: tuple[tuple[int, int], ...] = ()
 
     @property
     def value_names(self) -> tuple[str, ...]:
@@ -137,6 +140,7 @@ class GameSpec:
                     for e in d["events"]
                 ),
                 scroll=tuple(d.get("scroll", (0, 0))),
+                moves=tuple(tuple(m) for m in d.get("moves", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MaagError(f"malformed game spec: {exc}") from None

@@ -125,6 +125,7 @@ def test_bench_refuses_a_model_of_another_game(tmp_path):
 
     pong = get_game("pong").spec
     frame = np.zeros((1, 64, 64, 3), np.uint8)
-    save_model_folder(tmp_path, FrameDiT(hidden_size=32, depth=1, num_heads=2), pong, frame, 1, {})
+    net = FrameDiT(hidden_size=32, depth=1, num_heads=2)
+    save_model_folder(tmp_path, net, pong, frame, np.zeros((1, 2), int), 1, {})
     with pytest.raises(maag.MaagError, match="is a pong model, not traveler"):
         run_bench("traveler", [str(tmp_path)], 1, 5, seed=0, progress=False)

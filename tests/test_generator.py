@@ -85,7 +85,7 @@ def test_model_folder_round_trip_is_bitwise(tmp_path, data):
             p.add_(torch.randn_like(p) * 0.01)  # not the zero init: every weight matters
     spec = maag.make("traveler").spec
     start = load_episodes(data)["frames"][:2, 0]
-    save_model_folder(tmp_path / "m", model, spec, start, 2, {"note": "test"})
+    save_model_folder(tmp_path / "m", model, spec, start, np.zeros((2, 2), int), 2, {"note": "t"})
     game = load(tmp_path / "m", game="traveler")
     loaded = game.generator.state_dict()
     assert all(torch.equal(v, loaded[k]) for k, v in model.state_dict().items())
@@ -154,8 +154,9 @@ def test_resume_and_restart_mistakes_are_refused(tmp_path, data):
 def test_broken_model_folders_are_refused(tmp_path, data):
     spec = maag.make("traveler").spec
     folder = save_model_folder(
-        tmp_path / "m", tiny_model(), spec, load_episodes(data)["frames"][:1, 0], 1, {}
-    )
+        tmp_path / "m", tiny_model(), spec, load_episodes(data)["frames"][:1, 0],
+        np.zeros((1, 2), int), 1, {},
+    )  # fmt: skip
     with pytest.raises(MaagError, match="is a traveler model, not pong"):
         load(folder, game="pong")
     with pytest.raises(MaagError, match="no model folder"):

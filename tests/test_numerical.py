@@ -116,7 +116,10 @@ def test_record_follows_the_engine_with_perfect_events(name):
         hidden_size=16, depth=1, num_heads=1, num_actions=len(spec.actions),
         cond_vocab_size=tokens.vocab_size, num_cond_tokens=tokens.num_tokens,
     )  # fmt: skip
-    game = GenerativeGame(stub, spec, first.frame[None], logicnet=PerfectEvents(engine, spec))
+    game = GenerativeGame(
+        stub, spec, first.frame[None], logicnet=PerfectEvents(engine, spec),
+        start_cameras=np.array([first.camera]),
+    )  # fmt: skip
     shadow = maag.make(name, seed=4)
     shadow_step = shadow.reset()
     agent = make_agent(name, "random", 0)
@@ -127,6 +130,8 @@ def test_record_follows_the_engine_with_perfect_events(name):
         step, shadow_step = game.step(action), shadow.step(action)
         assert step.values == shadow_step.values
         assert sorted(step.events) == sorted(shadow_step.events)  # spec order vs time order
+        if spec.moves:
+            assert step.camera == shadow_step.camera
 
 
 def test_logicnet_of_another_game_is_refused():

@@ -72,7 +72,8 @@ def export_model(
     if half:
         generator = generator.to(torch.float16)
         logicnet = logicnet.to(torch.float16) if logicnet is not None else None
-    starts = Dataset(recipe.data, game=spec.name).load_shard(0)["frames"][:start_frames, 0]
+    shard = Dataset(recipe.data, game=spec.name).load_shard(0)
     return save_model_folder(
-        out, generator, spec, starts, recipe.sampler_steps, provenance, logicnet
-    )
+        out, generator, spec, shard["frames"][:start_frames, 0], shard["camera"][:start_frames, 0],
+        recipe.sampler_steps, provenance, logicnet,
+    )  # fmt: skip
