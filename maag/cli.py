@@ -154,8 +154,19 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     game = load(args.model)
     episodes = load_episodes(args.data, game=game.spec.name)
+    if game.logicnet is not None:
+        from maag.train.logicnet import held_out_scores
+
+        total = episodes["actions"].size
+        for event, s in held_out_scores(game.logicnet, episodes, count=total).items():
+            print(
+                f"LogicNet {event}: precision {s['precision']:.4f} recall {s['recall']:.4f} "
+                f"F1 {s['f1']:.4f} ({total} held-out transitions)"
+            )
     for steps in args.sampler_steps:
-        scores = teacher_forced_psnr(game.generator, episodes, steps, count=args.count)
+        scores = teacher_forced_psnr(
+            game.generator, episodes, steps, count=args.count, tokens=game.tokens
+        )
         print(
             f"{args.model}: teacher-forced next-frame PSNR {scores['psnr']:.2f} dB at {steps} "
             f"sampler step(s); copy-last-frame {scores['copy_last_psnr']:.2f} dB "

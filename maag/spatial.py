@@ -1,0 +1,339 @@
+"""The spatial module's exact part: a sparse map of everything drawn so far.
+
+The map holds world pixels (x right, y down, negative coordinates allowed) in square
+chunks, created only where something was written, so its memory grows with the explored
+area and never with the number of steps. Per pixel it keeps the colour (RGB uint8), a
+known flag and `last_seen`: the step at which the pixel was last inside a written view
+(-1 when unknown or only pre-filled).
+
+Write-back policy (`SpatialMap.write`, and `MapHistory` for training, exactly the same):
+for every pixel of the view that `keep` does not mark,
+  - an unknown pixel takes the new value and becomes known;
+  - a known pixel takes the new value only when it differs from the stored value by more
+    than `change_threshold` on some channel (max |new - old| > threshold), so the small
+    drift of a generated frame never enters the map (static scenery never drifts) while
+    a real change (a pellet eaten) does;
+  - `last_seen` becomes the step, whether the value changed or not.
+Pixels that `keep` marks (moving sprites such as the player) are left untouched: value,
+known flag and last_seen.
+
+`MapHistory` gives, for one recorded episode, the map as it stood before every step
+(frames 0..t-1 written, step index = frame index), built in one pass and read at any t
+without replaying the episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from maag.errors import MaagError
+
+CHUNK_SIZE = 32
+CHANGE_THRESHOLD = 48
+
+Tile = tuple[tuple[int, int], tuple[slice, slice], tuple[slice, slice]]
+
+
+def tiles(camera: tuple[int, int], size: tuple[int, int], chunk_size: int) -> Iterator[Tile]:
+    """The chunks a (height, width) window at world `camera` (x, y) overlaps: per chunk, its
+    key (cx, cy), the overlap's (rows, cols) in the chunk and its (rows, cols) in the window."""
+    x0, y0 = int(camera[0]), int(camera[1])
+    h, w = size
+    c = chunk_size
+    for cy in range(y0 // c, (y0 + h - 1) // c + 1):
+        top, bottom = max(y0, cy * c), min(y0 + h, (cy + 1) * c)
+        for cx in range(x0 // c, (x0 + w - 1) // c + 1):
+            left, right = max(x0, cx * c), min(x0 + w, (cx + 1) * c)
+            yield (
+                (cx, cy),
+                (slice(top - cy * c, bottom - cy * c), slice(left - cx * c, right - cx * c)),
+                (slice(top - y0, bottom - y0), slice(left - x0, right - x0)),
+            )
+
+
+class Chunk:
+    """One square of the map: colours, known flags and last_seen steps."""
+
+    __slots__ = ("known", "last_seen", "rgb")
+
+    def __init__(self, size: int):
+        self.rgb = np.zeros((size, size, 3), np.uint8)
+        self.known = np.zeros((size, size), bool)
+        self.last_seen = np.full((size, size), -1, np.int32)
+
+    @property
+    def nbytes(self) -> int:
+        return self.rgb.nbytes + self.known.nbytes + self.last_seen.nbytes
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one write did in one chunk (for MapHistory), per written pixel."""
+
+    key: tuple[int, int]  # the chunk
+    index: np.ndarray  # (n,) int64 flat index in the chunk
+    previous: np.ndarray  # (n,) int32 last_seen before the write
+    changed: np.ndarray  # (n,) bool whether the value was taken
+    rgb: np.ndarray  # (n, 3) uint8 the view's values
+
+
+def check_scene(scene: np.ndarray, keep: np.ndarray | None = None) -> None:
+    """MaagError unless `scene` is uint8 (h, w, 3) and `keep`, if given, bool (h, w)."""
+    if scene.dtype != np.uint8 or scene.ndim != 3 or scene.shape[2] != 3:
+        raise MaagError(f"a map view must be uint8 (h, w, 3), got {scene.dtype} {scene.shape}")
+    if keep is not None and (keep.dtype != bool or keep.shape != scene.shape[:2]):
+        raise MaagError(f"keep must be bool {scene.shape[:2]}, got {keep.dtype} {keep.shape}")
+
+
+class SpatialMap:
+    """Everything drawn so far, in world pixels, stored sparsely in square chunks."""
+
+    def __init__(self, chunk_size: int = CHUNK_SIZE, change_threshold: int = CHANGE_THRESHOLD):
+        if chunk_size < 1 or not 0 <= change_threshold <= 255:
+            raise MaagError(
+                f"chunk_size must be >= 1 and change_threshold 0..255, "
+                f"got {chunk_size} and {change_threshold}"
+            )
+        self.chunk_size = int(chunk_size)
+        self.change_threshold = int(change_threshold)
+        self.chunks: dict[tuple[int, int], Chunk] = {}
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the chunks' arrays hold."""
+        return sum(chunk.nbytes for chunk in self.chunks.values())
+
+    def chunk(self, key: tuple[int, int]) -> Chunk:
+        """The chunk at `key`, created empty if the map has none there yet."""
+        if key not in self.chunks:
+            self.chunks[key] = Chunk(self.chunk_size)
+        return self.chunks[key]
+
+    def write(
+        self,
+        scene: np.ndarray,
+        camera: tuple[int, int],
+        step: int,
+        keep: np.ndarray | None = None,
+    ) -> None:
+        """Write a view whose top-left world pixel is `camera` (x, y), by the module's policy;
+        pixels where `keep` is True are not written."""
+        self._write(scene, camera, step, keep)
+
+    def _write(
+        self,
+        scene: np.ndarray,
+        camera: tuple[int, int],
+        step: int,
+        keep: np.ndarray | None,
+        report: bool = False,
+    ) -> list[Written]:
+        """`write`; with `report`, also what it did in each chunk."""
+        check_scene(scene, keep)
+        done = []
+        for key, chunk_part, view_part in tiles(camera, scene.shape[:2], self.chunk_size):
+            write = np.ones(scene[view_part].shape[:2], bool) if keep is None else ~keep[view_part]
+            if not write.any():
+                continue
+            chunk = self.chunk(key)
+            new = scene[view_part]
+            rgb, known, last_seen = (
+                chunk.rgb[chunk_part],
+                chunk.known[chunk_part],
+                chunk.last_seen[chunk_part],
+            )  # views into the chunk
+            drift = np.abs(new.astype(np.int16) - rgb).max(axis=-1)
+            changed = write & (~known | (drift > self.change_threshold))
+            if report:
+                local = np.arange(self.chunk_size**2).reshape(self.chunk_size, -1)[chunk_part]
+                done.append(
+                    Written(key, local[write], last_seen[write], changed[write], new[write])
+                )
+            rgb[changed] = new[changed]
+            known[changed] = True
+            last_seen[write] = step
+        return done
+
+    def retrieve(
+        self, camera: tuple[int, int], size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the map knows of a (height, width) window at world `camera` (x, y): canvas
+        uint8 (h, w, 3) (0 where unknown), known bool (h, w), last_seen int32 (h, w) (-1)."""
+        h, w = size
+        canvas = np.zeros((h, w, 3), np.uint8)
+        known = np.zeros((h, w), bool)
+        last_seen = np.full((h, w), -1, np.int32)
+        for key, chunk_part, view_part in tiles(camera, size, self.chunk_size):
+            chunk = self.chunks.get(key)
+            if chunk is not None:
+                canvas[view_part] = chunk.rgb[chunk_part]
+                known[view_part] = chunk.known[chunk_part]
+                last_seen[view_part] = chunk.last_seen[chunk_part]
+        return canvas, known, last_seen
+
+    def prefill(
+        self, image: np.ndarray, origin: tuple[int, int], mask: np.ndarray | None = None
+    ) -> None:
+        """Customise the map before play: `image`'s pixels (where `mask`, if given, is True)
+        become known at world `origin` (x, y) + their place, with last_seen -1."""
+        check_scene(image, mask)
+        for key, chunk_part, view_part in tiles(origin, image.shape[:2], self.chunk_size):
+            fill = np.ones(image[view_part].shape[:2], bool) if mask is None else mask[view_part]
+            if not fill.any():
+                continue
+            chunk = self.chunk(key)
+            chunk.rgb[chunk_part][fill] = image[view_part][fill]
+            chunk.known[chunk_part][fill] = True
+            chunk.last_seen[chunk_part][fill] = -1
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The map as plain arrays (chunks sorted by key), for saving a session."""
+        keys = sorted(self.chunks)
+        empty = Chunk(self.chunk_size)  # gives shape and dtype to a map without chunks
+        chunks = [self.chunks[k] for k in keys]
+        return {
+            "chunk_size": np.array(self.chunk_size, np.int64),
+            "change_threshold": np.array(self.change_threshold, np.int64),
+            "keys": np.array(keys, np.int64).reshape(-1, 2),
+            **{
+                name: np.stack([getattr(k, name) for k in [empty, *chunks]])[1:]
+                for name in Chunk.__slots__
+            },
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> SpatialMap:
+        """The map a `state_dict` was taken from."""
+        try:
+            spatial = cls(int(state["chunk_size"]), int(state["change_threshold"]))
+            c = spatial.chunk_size
+            keys, rgb = state["keys"], state["rgb"]
+            known, last_seen = state["known"], state["last_seen"]
+            n = len(keys)
+            if (
+                keys.shape != (n, 2)
+                or rgb.shape != (n, c, c, 3)
+                or known.shape != (n, c, c)
+                or last_seen.shape != (n, c, c)
+            ):
+                raise MaagError("array shapes do not agree")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MaagError(f"malformed spatial map state: {exc}") from None
+        for i, (cx, cy) in enumerate(keys.tolist()):
+            chunk = spatial.chunk((cx, cy))
+            chunk.rgb[:] = rgb[i]
+            chunk.known[:] = known[i]
+            chunk.last_seen[:] = last_seen[i]
+        return spatial
+
+
+class MapHistory:
+    """The map of one recorded episode as it stood before every step, for training.
+
+    `view(t, camera, size)` is exactly what a SpatialMap written with frames 0..t-1 (step
+    index = frame index, same policy) returns from `retrieve(camera, size)`. One pass over
+    the episode records, per pixel, each change (time, rgb) and each run of consecutive
+    steps it was written; a view is one binary search per window pixel.
+    """
+
+    def __init__(
+        self,
+        scenes: np.ndarray | Sequence[np.ndarray],
+        cameras: np.ndarray | Sequence[tuple[int, int]],
+        keeps: np.ndarray | Sequence[np.ndarray | None] | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        change_threshold: int = CHANGE_THRESHOLD,
+    ):
+        if len(cameras) != len(scenes) or (keeps is not None and len(keeps) != len(scenes)):
+            raise MaagError(
+                f"{len(scenes)} scenes need as many cameras and keep masks, got {len(cameras)}"
+                f" and {'none' if keeps is None else len(keeps)}"
+            )
+        live = SpatialMap(chunk_size, change_threshold)
+        self.chunk_size = live.chunk_size
+        self.num_steps = len(scenes)
+        self.ids: dict[tuple[int, int], int] = {}  # chunk key -> chunk id, in order of creation
+        area = self.chunk_size**2
+        self.period = self.num_steps + 1  # key = slot * period + time; slot = id * area + pixel
+        change_keys, change_rgb, starts, ends = [], [], [], []
+        for step, scene in enumerate(scenes):
+            camera = (int(cameras[step][0]), int(cameras[step][1]))
+            keep = None if keeps is None else keeps[step]
+            for written in live._write(np.asarray(scene), camera, step, keep, report=True):
+                slot = self.ids.setdefault(written.key, len(self.ids)) * area + written.index
+                change_keys.append(slot[written.changed] * self.period + step)
+                change_rgb.append(written.rgb[written.changed])
+                # a new run of consecutive writes begins unless the pixel was written last step
+                run = (written.previous < 0) | (written.previous != step - 1)
+                starts.append(slot[run] * self.period + step)
+                closed = run & (written.previous >= 0)
+                ends.append(slot[closed] * self.period + written.previous[closed])
+        for key, chunk in live.chunks.items():  # close the runs still open
+            seen = chunk.last_seen.reshape(-1)
+            slot = self.ids[key] * area + np.flatnonzero(seen >= 0)
+            ends.append(slot * self.period + seen[seen >= 0])
+        no_keys, no_rgb = np.zeros(0, np.int64), np.zeros((0, 3), np.uint8)
+        change_key = np.concatenate([no_keys, *change_keys])
+        order = np.argsort(change_key, kind="stable")
+        self.change_key = change_key[order]  # sorted: by pixel slot, then time
+        self.change_rgb = np.concatenate([no_rgb, *change_rgb])[order]
+        # one pixel's runs are disjoint, so sorted starts and sorted ends pair up in order
+        self.run_start = np.sort(np.concatenate([no_keys, *starts]))
+        self.run_end = (np.sort(np.concatenate([no_keys, *ends])) % self.period).astype(np.int32)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the recorded history holds."""
+        return (
+            self.change_key.nbytes
+            + self.change_rgb.nbytes
+            + self.run_start.nbytes
+            + self.run_end.nbytes
+        )
+
+    def view(
+        self, t: int, camera: tuple[int, int], size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the map knew before step `t` (frames 0..t-1 written) of a (height, width)
+        window at world `camera` (x, y): canvas, known, last_seen as `SpatialMap.retrieve`."""
+        t = min(max(int(t), 0), self.num_steps)
+        h, w = size
+        c = self.chunk_size
+        slot = np.full((h, w), -1, np.int64)
+        local = np.arange(c * c).reshape(c, c)
+        for key, chunk_part, view_part in tiles(camera, size, c):
+            if key in self.ids:
+                slot[view_part] = self.ids[key] * c * c + local[chunk_part]
+        canvas = np.zeros((h, w, 3), np.uint8)
+        known = np.zeros((h, w), bool)
+        last_seen = np.full((h, w), -1, np.int32)
+        inside = slot >= 0
+        if not inside.any():
+            return canvas, known, last_seen
+        first = slot[inside] * self.period  # key of each pixel's time 0
+        i = self._last_before(self.change_key, first, first + t)
+        hit = i >= 0
+        colours = np.zeros((len(first), 3), np.uint8)
+        colours[hit] = self.change_rgb[i[hit]]
+        canvas[inside] = colours
+        known[inside] = hit
+        i = self._last_before(self.run_start, first, first + t)
+        seen = np.full(len(first), -1, np.int32)
+        seen[i >= 0] = np.minimum(self.run_end[i[i >= 0]], t - 1)
+        last_seen[inside] = seen
+        return canvas, known, last_seen
+
+    @staticmethod
+    def _last_before(keys: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Per query, the index of the last sorted key in [low, high), or -1."""
+        i = np.searchsorted(keys, high) - 1
+        if len(keys) == 0:
+            return i
+        return np.where((i >= 0) & (keys[np.maximum(i, 0)] >= low), i, -1)
