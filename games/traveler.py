@@ -191,6 +191,17 @@ class Wanderer:
         return SPEC.actions.index("right" if self.direction > 0 else "left")
 
 
+_SPRITES = np.zeros((SPEC.frame_height, SPEC.frame_width), dtype=bool)
+_SPRITES[PLAYER_TOP - 1 : PLAYER_TOP + PLAYER_SIZE[0] + 1, PLAYER_LEFT - 1 : PLAYER_LEFT + 7] = True
+_SPRITES.flags.writeable = False
+
+
+def sprite_mask(frame: np.ndarray) -> np.ndarray:
+    """The player's block (widened by a pixel): it moves with the camera, the map must not
+    keep it. It always stands at the same place in the view."""
+    return _SPRITES
+
+
 class TravelerReferee:
     """Traveler's rules on screen: the player moves as the action says (never blocked), a
     first visit to a cell is a new building (+1), the scene scrolls by one cell per move."""
@@ -253,4 +264,5 @@ GAME = GameDefinition(
     read_frame=read_frame,
     agents={"wanderer": Wanderer, "random": RandomAgent},
     referee=TravelerReferee,
+    sprite_mask=sprite_mask,
 )

@@ -127,6 +127,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         for name in (
             "data", "val_data", "steps", "batch_size", "grad_accum", "lr", "mixed_precision",
             "checkpoint_every", "sample_every", "eval_every", "seed", "preset", "numerical",
+            "spatial",
         )
         if getattr(args, name, None) is not None
     }  # fmt: skip
@@ -271,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--preset", help="model size: XXS, XS, S, M, L")
     gen.add_argument(
         "--numerical", action="store_const", const=True, help="condition on digit tokens"
+    )
+    gen.add_argument(
+        "--spatial", action="store_const", const=True, help="condition on the map view"
     )
     logic = nets.add_parser(
         "logicnet",

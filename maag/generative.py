@@ -15,6 +15,7 @@ import json
 import shutil
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,15 @@ MODEL_FORMAT = "maag-model/1"
 class GenerativeGame(Game):
     """Every frame drawn by the generator from the last K frames and the action.
 
-    With the numerical module on, LogicNet decides the step's events, the record applies
-    their effects and the generator is conditioned on the record's digit tokens;
-    `Step.values` and `Step.events` are the record's. The baseline holds no record:
-    `Step.values` is empty and `Step.camera` None; with a module on, the record keeps the
-    camera where the spec says how actions move it.
-    `timings` holds the last step's milliseconds per part.
+    Modules (each on where the model has it, unless switched off):
+    - numerical: LogicNet decides the step's events, the record applies their effects and
+      the generator is conditioned on the record's digit tokens; `Step.values` and
+      `Step.events` are the record's.
+    - spatial: the map's view of the next camera window becomes the generator's base
+      and extra channels; the drawn frame is written back (sprites kept out).
+    The record (and so `Step.camera`) runs whenever a module is on; the baseline holds
+    none: `Step.values` is empty and `Step.camera` None. `timings` holds the last step's
+    milliseconds per part.
     """
 
     def __init__(
@@ -50,6 +54,8 @@ class GenerativeGame(Game):
         logicnet: torch.nn.Module | None = None,
         numerical: bool | None = None,
         start_cameras: np.ndarray | None = None,
+        spatial: bool | None = None,
+        sprite_mask: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         from maag.models.flow import FlowSampler
         from maag.numerical import DigitTokenizer
@@ -70,10 +76,14 @@ class GenerativeGame(Game):
                 raise MaagError("LogicNet needs more context frames than the generator keeps")
             logicnet.eval()
         self.logicnet = logicnet
-        available = logicnet is not None and self.tokens is not None
-        self.numerical = available if numerical is None else numerical
-        if self.numerical and not available:
-            raise MaagError("this model has no numerical module (LogicNet and digit tokens)")
+        self.map_inputs = generator.config.extra_channels == 4
+        self.numerical = self._switch(
+            "numerical", numerical, logicnet is not None and self.tokens is not None
+        )
+        self.spatial = self._switch(
+            "spatial", spatial, logicnet is not None and self.map_inputs and bool(spec.moves)
+        )
+        self.sprite_mask = sprite_mask
         self.start_frames = start_frames
         self.start_cameras = (
             np.zeros((len(start_frames), 2), int) if start_cameras is None else start_cameras
@@ -83,10 +93,16 @@ class GenerativeGame(Game):
         self.noise: torch.Generator | None = None
         self.timings: dict[str, float] = {}
 
+    @staticmethod
+    def _switch(name: str, wanted: bool | None, available: bool) -> bool:
+        if wanted and not available:
+            raise MaagError(f"this model has no {name} module")
+        return available if wanted is None else wanted
+
     @property
     def modules(self) -> tuple[str, ...]:
         """The consistency modules switched on."""
-        return ("numerical",) if self.numerical else ()
+        return tuple(m for m in ("numerical", "spatial") if getattr(self, m))
 
     @property
     def sampler_steps(self) -> int:
@@ -100,6 +116,7 @@ class GenerativeGame(Game):
 
     def reset(self, seed: int | None = None) -> Step:
         from maag.numerical import Record
+        from maag.spatial import SpatialMap
 
         seed = self.seed if seed is None else seed
         self.noise = torch.Generator().manual_seed(seed)
@@ -107,13 +124,17 @@ class GenerativeGame(Game):
         start = self.start_frames[index]
         self.context = deque([start] * self.context_frames, maxlen=self.context_frames)
         camera = tuple(int(c) for c in self.start_cameras[index])
-        self.record = Record(self.spec, camera=camera) if self.numerical else None
+        self.record = Record(self.spec, camera=camera) if self.modules else None
+        self.map = SpatialMap() if self.spatial else None
+        self.t = 0
+        self._write_map(start)
         return self._step(start.copy(), ())
 
     def step(self, action: int) -> Step:
         if self.noise is None:
             raise MaagError("call reset() before step()")
         from maag.models.flow import stack_context, to_uint8, to_unit
+        from maag.spatial import generator_inputs
 
         action = self.spec.check_action(action)
         self.timings = {}
@@ -121,31 +142,51 @@ class GenerativeGame(Game):
         context = to_unit(torch.from_numpy(np.stack(self.context)))[None]
         actions = torch.tensor([action])
         events: tuple[str, ...] = ()
-        cond_ids = None
-        if self.numerical:
+        if self.record is not None:
             recent = context[:, -self.logicnet.config.context_frames :]
             counts = self.logicnet.predict(stack_context(recent), actions)[0].tolist()
-            events = tuple(
-                n for n, c in zip(self.spec.event_names, counts, strict=True) for _ in range(c)
-            )
+            names = self.spec.event_names
+            events = tuple(n for n, c in zip(names, counts, strict=True) for _ in range(c))
             clock = self._lap("logicnet", clock)
-            cond_ids = torch.tensor([self.tokens.encode(self.record.apply(events, action))])
+            self.record.apply(events, action)
             clock = self._lap("record", clock)
-        elif self.tokens:
-            cond_ids = torch.tensor([self.tokens.null()])
+        cond_ids = None
+        if self.tokens:
+            ids = self.tokens.encode(self.record.values) if self.numerical else self.tokens.null()
+            cond_ids = torch.tensor([ids])
+        base, extra = context[:, -1], None
+        if self.map_inputs:
+            size = (self.spec.frame_height - self.spec.hud_height, self.spec.frame_width)
+            if self.spatial:
+                canvas, known, _ = self.map.retrieve(self.record.camera, size)
+            else:
+                canvas, known = np.zeros((*size, 3), np.uint8), np.zeros(size, bool)
+            base, extra = generator_inputs(base, canvas[None], known[None], self.spec.hud_height)
+            clock = self._lap("spatial", clock)
         frame = self.sampler.sample(
-            self.generator, base=context[:, -1], context=stack_context(context),
-            action=actions, generator=self.noise, cond_ids=cond_ids,
+            self.generator, base=base, context=stack_context(context), action=actions,
+            generator=self.noise, extra=extra, cond_ids=cond_ids,
         )  # fmt: skip
         pixels = to_uint8(frame[0]).numpy()
-        self._lap("generator", clock)
+        clock = self._lap("generator", clock)
         self.context.append(pixels)
+        self.t += 1
+        if self.spatial:
+            self._write_map(pixels)
+            self.timings["spatial"] += (time.perf_counter() - clock) * 1000
         return self._step(pixels, events)
 
+    def _write_map(self, frame: np.ndarray) -> None:
+        if self.map is None:
+            return
+        hud = self.spec.hud_height
+        keep = self.sprite_mask(frame)[hud:] if self.sprite_mask else None
+        self.map.write(frame[hud:], self.record.camera, self.t, keep)
+
     def _step(self, frame: np.ndarray, events: tuple[str, ...]) -> Step:
-        if self.record is None:
-            return Step(frame, {}, events, None)
-        return Step(frame, dict(self.record.values), events, self.record.camera)
+        values = dict(self.record.values) if self.numerical else {}
+        camera = self.record.camera if self.record is not None else None
+        return Step(frame, values, events if self.numerical else (), camera)
 
     def _lap(self, part: str, since: float) -> float:
         now = time.perf_counter()
@@ -255,11 +296,9 @@ def load(
     spec = GameSpec.from_dict(config["spec"])
     if game is not None and spec.name != game:
         raise MaagError(f"model {path} is a {spec.name} model, not {game}")
-    if spatial:
-        raise MaagError(f"model {path} has no spatial module")
     generator = _load_network(FrameDiT, path / "generator", "generator weights")
     logicnet = None
-    if (path / "logicnet").is_dir() and numerical is not False:
+    if (path / "logicnet").is_dir() and (numerical, spatial) != (False, False):
         logicnet = _load_network(LogicNet, path / "logicnet", "LogicNet weights")
     try:
         starts = load_file(str(path / "start_frames.safetensors"))
@@ -274,6 +313,10 @@ def load(
     if start_cameras.shape != (len(start_frames), 2):
         raise MaagError(f"start cameras in {path} have shape {start_cameras.shape}")
     steps = sampler_steps or config.get("sampler_steps", 1)
+    from maag.games import GAMES
+
+    definition = GAMES.get(spec.name)
     return GenerativeGame(
-        generator, spec, start_frames, steps, seed, logicnet, numerical, start_cameras
-    )
+        generator, spec, start_frames, steps, seed, logicnet, numerical, start_cameras,
+        spatial, definition.sprite_mask if definition else None,
+    )  # fmt: skip

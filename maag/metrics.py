@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from maag.numerical import DigitTokenizer
-from maag.transitions import TransitionSampler
+from maag.spatial import generator_inputs
+from maag.transitions import MapViews, TransitionSampler
 
 
 def psnr(mse: float) -> float:
@@ -24,6 +25,7 @@ def teacher_forced_psnr(
     batch_size: int = 64,
     seed: int = 0,
     tokens: DigitTokenizer | None = None,
+    maps: MapViews | None = None,
 ) -> dict[str, float]:
     """Next-frame PSNR over `count` evenly spread transitions, with copy-last-frame beside it.
 
@@ -33,7 +35,7 @@ def teacher_forced_psnr(
     """
     from maag.models.flow import FlowSampler, stack_context, to_uint8, to_unit
 
-    transitions = TransitionSampler(episodes, generator.config.context_frames)
+    transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
     episode, target = transitions.evenly_spaced(count)
     sampler = FlowSampler(sampler_steps)
     noise = torch.Generator().manual_seed(seed)
@@ -49,9 +51,12 @@ def teacher_forced_psnr(
         cond_ids = None
         if tokens:
             cond_ids = tokens.batch(batch["values"], torch.ones(len(context), dtype=torch.bool))
+        base, extra = context[:, -1], None
+        if maps:
+            base, extra = generator_inputs(base, batch["canvas"], batch["known"], maps.hud)
         frames = sampler.sample(
-            generator, context[:, -1], stack_context(context), batch["action"], noise,
-            cond_ids=cond_ids,
+            generator, base, stack_context(context), batch["action"], noise,
+            extra=extra, cond_ids=cond_ids,
         )  # fmt: skip
         truth = batch["target"].double()
         model_se += ((to_uint8(frames).double() - truth) ** 2).sum().item()

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from maag.errors import MaagError
 
@@ -337,3 +338,23 @@ class MapHistory:
         if len(keys) == 0:
             return i
         return np.where((i >= 0) & (keys[np.maximum(i, 0)] >= low), i, -1)
+
+
+def generator_inputs(
+    last: torch.Tensor, canvas: np.ndarray, known: np.ndarray, hud_height: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The generator's base image and extra channels from map views (training and play).
+
+    last (B, 3, H, W) in [-1, 1] is the last context frame; canvas (B, h, w, 3) uint8 and
+    known (B, h, w) bool are the map's views of the scene rows (below the HUD). Base: the
+    map's pixel where it knows it, else the last frame. Extra: the canvas where known (0
+    elsewhere) and the known-mask as +1/-1.
+    """
+    full_canvas = torch.zeros_like(last)
+    full_known = torch.zeros(last.shape[0], 1, *last.shape[2:], dtype=torch.bool)
+    pixels = torch.from_numpy(np.ascontiguousarray(canvas)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    full_canvas[:, :, hud_height:] = pixels
+    full_known[:, :, hud_height:] = torch.from_numpy(np.ascontiguousarray(known))[:, None]
+    base = torch.where(full_known, full_canvas, last)
+    extra = torch.cat([full_canvas * full_known, full_known.float() * 2 - 1], dim=1)
+    return base, extra

@@ -220,3 +220,5 @@ class GameDefinition:
     read_frame: Callable[[np.ndarray], Reading]
     agents: Mapping[str, Callable[[GameSpec, int], Agent]] = field(default_factory=dict)
     referee: Callable[[], Referee] | None = None
+    # frame -> bool (H, W): moving sprites, which the spatial map must not keep
+    sprite_mask: Callable[[np.ndarray], np.ndarray] | None = None

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from maag.data import Dataset
+from maag.spatial import MapHistory
+from maag.spec import GameSpec
 
 
 def load_episodes(path: str, game: str | None = None) -> dict[str, np.ndarray]:
@@ -23,11 +25,48 @@ def load_episodes(path: str, game: str | None = None) -> dict[str, np.ndarray]:
     return {key: np.concatenate([s[key] for s in shards]) for key in shards[0]}
 
 
+class MapViews:
+    """The spatial map's view before each frame of each episode, as play would build it:
+    frames 0..t-1 written (sprites kept out), then read at frame t's camera."""
+
+    def __init__(self, episodes: dict[str, np.ndarray], spec: GameSpec, sprite_mask):
+        self.frames, self.cameras = episodes["frames"], episodes["camera"]
+        self.hud = spec.hud_height
+        self.sprite_mask = sprite_mask
+        self.size = (spec.frame_height - spec.hud_height, spec.frame_width)
+        self.histories: dict[int, MapHistory] = {}
+
+    def history(self, episode: int) -> MapHistory:
+        if episode not in self.histories:
+            frames = self.frames[episode]
+            keeps = [self.sprite_mask(f)[self.hud :] for f in frames] if self.sprite_mask else None
+            self.histories[episode] = MapHistory(
+                frames[:, self.hud :], self.cameras[episode], keeps
+            )
+        return self.histories[episode]
+
+    def views(self, episode: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+        """Canvas (B, h, w, 3) uint8 and known (B, h, w) bool before each target frame."""
+        canvases, knowns = [], []
+        for e, t in zip(episode.tolist(), target.tolist(), strict=True):
+            canvas, known, _ = self.history(e).view(t, tuple(self.cameras[e, t]), self.size)
+            canvases.append(canvas)
+            knowns.append(known)
+        return {"canvas": np.stack(canvases), "known": np.stack(knowns)}
+
+
 class TransitionSampler:
     """Gathers transitions by index or at random; its random state is checkpointable."""
 
-    def __init__(self, episodes: dict[str, np.ndarray], context_frames: int, seed: int = 0):
+    def __init__(
+        self,
+        episodes: dict[str, np.ndarray],
+        context_frames: int,
+        seed: int = 0,
+        maps: MapViews | None = None,
+    ):
         self.frames = episodes["frames"]  # (E, T+1, H, W, 3)
+        self.maps = maps
         self.actions = episodes["actions"]  # (E, T)
         self.values = episodes["values"]  # (E, T+1, V)
         self.events = episodes["events"]  # (E, T+1, K)
@@ -43,6 +82,7 @@ class TransitionSampler:
             "action": torch.from_numpy(self.actions[episode, target - 1]),  # (B,)
             "values": torch.from_numpy(self.values[episode, target]).long(),  # (B, V) shown
             "events": torch.from_numpy(self.events[episode, target]).long(),  # (B, E) counts
+            **(self.maps.views(episode, target) if self.maps else {}),
         }
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:

@@ -203,3 +203,23 @@ def test_two_processes_under_accelerate_train_in_sync(tmp_path, data):
     assert "2 processes ended with identical weights" in stdout
     checkpoint = tmp_path / "run/checkpoints/step-00000004"
     assert (checkpoint / "rng-rank0.json").exists() and (checkpoint / "rng-rank1.json").exists()
+
+
+def test_warm_start_copies_matching_weights_and_keeps_new_layers_fresh(tmp_path, data):
+    from maag.train.generator import GeneratorTask
+    from maag.train.loop import warm_start
+
+    train_generator(recipe_for(data, steps=3), tmp_path / "base", progress=False)
+    spec = maag.make("traveler").spec
+    numerical = GeneratorTask().build(recipe_for(data, numerical=True, spatial=True), spec)
+    fresh_tokens = numerical.cond_embed.weight.clone()
+    warm_start(numerical, str(tmp_path / "base"), spec)
+    base = load_file(str(tmp_path / "base/checkpoints/step-00000003/ema.safetensors"))
+    state = numerical.state_dict()
+    patch = "patch_embed.weight"  # 4 more input channels (the map view), zero at first
+    assert all(torch.equal(state[k], v) for k, v in base.items() if k != patch)
+    assert torch.equal(state[patch][:, : base[patch].shape[1]], base[patch])
+    assert not state[patch][:, base[patch].shape[1] :].any()
+    assert torch.equal(numerical.cond_embed.weight, fresh_tokens)
+    with pytest.raises(MaagError, match="holds no checkpoint"):
+        warm_start(numerical, str(tmp_path / "nothing"), spec)

@@ -27,6 +27,8 @@ class GeneratorRecipe(Recipe):
     motion_skip: bool = True  # weigh base copies shifted by one scroll step (see models/dit.py)
     numerical: bool = False  # condition on the values' digit tokens (the numerical module)
     token_dropout: float = 0.15  # share of examples without tokens: the module can be off
+    spatial: bool = False  # condition on the spatial map's view (the spatial module)
+    map_dropout: float = 0.15  # share of examples without the map: the module can be off
     max_corruption: float = 0.2  # context noise augmentation, std in [-1, 1] units
     clean_share: float = 0.3  # share of examples trained with an uncorrupted context
     sampler_steps: int = 1  # default for play and evaluation
@@ -52,6 +54,7 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec):
         patch_size=recipe.patch_size,
         context_frames=recipe.context_frames,
         num_actions=len(spec.actions),
+        extra_channels=4 if recipe.spatial else 0,  # map canvas (3) and known-mask (1)
         cond_vocab_size=tokens.vocab_size if tokens else 0,
         num_cond_tokens=tokens.num_tokens if tokens else 0,
         hud_height=spec.hud_height,
@@ -75,13 +78,31 @@ class GeneratorTask:
     def build(self, recipe: GeneratorRecipe, spec: GameSpec):
         from maag.numerical import DigitTokenizer
 
+        self.spec = spec
         self.tokens = DigitTokenizer(spec) if recipe.numerical else None
         return build_generator(recipe, spec)
+
+    def map_views(self, episodes, recipe: GeneratorRecipe):
+        """Training views of the spatial map, when the recipe has the module."""
+        from maag.games import get_game
+        from maag.transitions import MapViews
+
+        if not recipe.spatial:
+            return None
+        return MapViews(episodes, self.spec, get_game(self.spec.name).sprite_mask)
 
     def loss(self, model, batch, recipe: GeneratorRecipe, noise, device):
         from maag.models.flow import stack_context, to_unit, training_loss
 
         context, level = corrupt(to_unit(batch["context"]), recipe, noise)
+        base, extra = context[:, -1], None
+        if recipe.spatial:
+            from maag.spatial import generator_inputs
+
+            keep = torch.rand(len(context), generator=noise) >= recipe.map_dropout
+            known = batch["known"] & keep.numpy()[:, None, None]
+            base, extra = generator_inputs(base, batch["canvas"], known, self.spec.hud_height)
+            extra = extra.to(device)
         cond_ids = None
         if self.tokens:
             keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
@@ -89,19 +110,21 @@ class GeneratorTask:
         return training_loss(
             model,
             target=to_unit(batch["target"]).to(device),
-            base=context[:, -1].to(device),
+            base=base.to(device),
             context=stack_context(context).to(device),
             action=batch["action"].to(device),
             corruption=level.to(device),
             generator=noise,
             cond_ids=cond_ids,
+            extra=extra,
         )
 
     def evaluate(self, ema, episodes, recipe: GeneratorRecipe) -> dict[str, float]:
         from maag.metrics import teacher_forced_psnr
 
+        maps = self.map_views(episodes, recipe)
         return teacher_forced_psnr(
-            ema, episodes, recipe.sampler_steps, count=256, tokens=self.tokens
+            ema, episodes, recipe.sampler_steps, count=256, tokens=self.tokens, maps=maps
         )
 
     def sample(self, path: Path, ema, spec: GameSpec, episodes, recipe: GeneratorRecipe) -> None:

@@ -66,6 +66,9 @@ class LogicNetTask:
         scores = held_out_scores(ema, episodes, count)
         return {f"{name}_f1": s["f1"] for name, s in scores.items()}
 
+    def map_views(self, episodes, recipe):
+        return None
+
     def sample(self, path: Path, ema, spec, episodes, recipe) -> None:
         """LogicNet draws nothing to look at."""
 

@@ -128,6 +128,8 @@ class Task(Protocol):
 
     def evaluate(self, ema, episodes: dict, recipe: Any) -> dict[str, float]: ...
 
+    def map_views(self, episodes: dict, recipe: Any) -> Any: ...
+
     def sample(self, path: Path, ema, spec: GameSpec, episodes: dict, recipe: Any) -> None: ...
 
 
@@ -174,7 +176,8 @@ def train(task: Task, recipe: Recipe, out: str | Path, resume: bool = False, pro
         model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
     )
     rank_seed = recipe.seed * 1000 + accelerator.process_index
-    sampler = TransitionSampler(episodes, model.config.context_frames, seed=rank_seed)
+    maps = task.map_views(episodes, recipe)
+    sampler = TransitionSampler(episodes, model.config.context_frames, rank_seed, maps)
     noise = torch.Generator().manual_seed(rank_seed)
     model, optimizer = accelerator.prepare(model, optimizer)
 
@@ -267,10 +270,25 @@ def warm_start(model: torch.nn.Module, run: str, spec: GameSpec) -> None:
         raise MaagError(f"init_from: {run} was trained on another game's data")
     weights = load_file(str(checkpoint / "ema.safetensors"))
     own = model.state_dict()
-    mismatched = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
-    if mismatched:
-        raise MaagError(f"init_from: {run} has other shapes for {mismatched[:3]}")
+    for key, value in list(weights.items()):
+        if key in own and own[key].shape != value.shape:
+            if not _more_inputs(own[key], value):
+                raise MaagError(f"init_from: {run} has another shape for {key}")
+            # new input channels (a module's map view) start at zero: same function at first
+            grown = torch.zeros_like(own[key])
+            grown[:, : value.shape[1]] = value
+            weights[key] = grown
     model.load_state_dict(weights, strict=False)
+
+
+def _more_inputs(new: torch.Tensor, old: torch.Tensor) -> bool:
+    """Whether `new` is `old` with more input channels (dim 1), all else equal."""
+    return (
+        new.ndim == old.ndim >= 2
+        and new.shape[0] == old.shape[0]
+        and new.shape[2:] == old.shape[2:]
+        and new.shape[1] > old.shape[1]
+    )
 
 
 def check_ranks_in_sync(accelerator, model: torch.nn.Module) -> None:

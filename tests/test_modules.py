@@ -1,0 +1,110 @@
+"""The modules in the play loop: the map views play builds equal the training views."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import maag
+from maag.data import generate_episode
+from maag.games import get_game
+from maag.generative import GenerativeGame
+from maag.models.flow import to_unit
+from maag.numerical import DigitTokenizer
+from maag.spatial import generator_inputs
+from maag.transitions import MapViews
+
+SPEC = get_game("traveler").spec
+
+
+class Replay(torch.nn.Module):
+    """A stand-in generator that draws a recorded episode's frames, and keeps its inputs."""
+
+    def __init__(self, frames, extra_channels=4):
+        super().__init__()
+        tokens = DigitTokenizer(SPEC)
+        self.config = SimpleNamespace(
+            context_frames=4, extra_channels=extra_channels,
+            num_cond_tokens=tokens.num_tokens,
+        )  # fmt: skip
+        self.frames, self.t, self.seen = frames, 0, []
+
+    def forward(self, noisy, sigma, base, context, action, corruption, extra=None, cond_ids=None):
+        self.t += 1
+        self.seen.append((base.clone(), None if extra is None else extra.clone(), cond_ids))
+        return to_unit(torch.from_numpy(self.frames[self.t]))[None] - base
+
+
+class EngineEvents(torch.nn.Module):
+    """A stand-in LogicNet reporting the recorded episode's events."""
+
+    def __init__(self, events):
+        super().__init__()
+        self.config = SimpleNamespace(event_names=SPEC.event_names, context_frames=1)
+        self.events, self.t = events, 0
+
+    def predict(self, context, action):
+        self.t += 1
+        return torch.from_numpy(self.events[self.t][None].astype(np.int64))
+
+
+@pytest.fixture(scope="module")
+def episode():
+    return generate_episode("traveler", "wanderer", 300, seed=8, index=0)
+
+
+def play(episode, numerical=None, spatial=None):
+    generator = Replay(episode["frames"])
+    game = GenerativeGame(
+        generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(episode["events"]),
+        start_cameras=episode["camera"][:1], numerical=numerical, spatial=spatial,
+        sprite_mask=get_game("traveler").sprite_mask,
+    )  # fmt: skip
+    steps = [game.reset(0)]
+    steps += [game.step(int(a)) for a in episode["actions"]]
+    return game, generator, steps
+
+
+def test_play_builds_the_map_views_training_sees(episode):
+    game, generator, steps = play(episode)
+    assert game.modules == ("numerical", "spatial")
+    views = MapViews(
+        {k: v[None] for k, v in episode.items()}, SPEC, get_game("traveler").sprite_mask
+    )
+    for t in range(1, len(episode["frames"])):
+        batch = views.views(np.zeros(1, int), np.array([t]))
+        last = to_unit(torch.from_numpy(episode["frames"][t - 1]))[None]
+        base, extra = generator_inputs(last, batch["canvas"], batch["known"], SPEC.hud_height)
+        played_base, played_extra, _ = generator.seen[t - 1]
+        assert torch.equal(played_extra, extra), t
+        assert torch.equal(played_base, base), t
+    assert [s.camera for s in steps] == [tuple(c) for c in episode["camera"]]
+    assert [s.values["score"] for s in steps] == episode["values"][:, 0].tolist()
+
+
+def test_a_revisit_is_drawn_from_the_map(episode):
+    _, generator, _ = play(episode)
+    known = [extra[0, 3] > 0 for _, extra, _ in generator.seen]
+    assert max(k.float().mean() for k in known) > 0.8  # most of a revisited view is known
+
+
+@pytest.mark.parametrize(
+    "numerical, spatial", [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_every_switch_combination_plays(episode, numerical, spatial):
+    game, generator, steps = play(episode, numerical, spatial)
+    assert game.modules == tuple(
+        m for m, on in (("numerical", numerical), ("spatial", spatial)) if on
+    )
+    assert (steps[-1].values != {}) == numerical
+    assert (steps[-1].camera is not None) == (numerical or spatial)
+    _, extra, cond_ids = generator.seen[-1]
+    assert (extra[0, 3] > 0).any() == spatial  # no map view when the module is off
+    assert (cond_ids != 0).any() == numerical  # null tokens when the module is off
+
+
+def test_a_model_without_the_module_refuses_to_switch_it_on(episode):
+    generator = Replay(episode["frames"], extra_channels=0)
+    with pytest.raises(maag.MaagError, match="no spatial module"):
+        GenerativeGame(generator, SPEC, episode["frames"][:1], spatial=True)
