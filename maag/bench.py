@@ -45,16 +45,27 @@ def contenders(definition: GameDefinition, model_dirs: list[str]) -> list[Conten
 
     rows = [Contender("engine", "ground-truth engine (control)", definition.engine)]
     for folder in model_dirs:
-        modules = load(folder, game=definition.spec.name).modules  # fails early on a bad folder
+        available = load(folder, game=definition.spec.name).modules  # fails early if bad
         provenance = read_model_config(folder).get("provenance", {})
         step = provenance.get("generator", {}).get("step", "?")
-        label = {(): "baseline", ("numerical",): "+numerical"}.get(modules, "full")
-        switches = ", ".join(f"{m} on" for m in modules) or "no modules"
+        subsets = [
+            s for n in range(1, len(available) + 1) for s in itertools.combinations(available, n)
+        ]
+        for modules in subsets or [()]:
+            switches = {m: m in modules for m in ("numerical", "spatial")}
+            label = {(): "baseline", ("numerical",): "+numerical", ("spatial",): "+spatial"}
+            described = ", ".join(f"{m} {'on' if on else 'off'}" for m, on in switches.items())
 
-        def make(seed: int, folder: str = folder) -> Game:
-            return load(folder, game=definition.spec.name, seed=seed)
+            def make(seed: int, folder: str = folder, switches: dict = switches) -> Game:
+                return load(folder, game=definition.spec.name, seed=seed, **switches)
 
-        rows.append(Contender(label, f"{folder} (generator step {step}), {switches}", make))
+            rows.append(
+                Contender(
+                    label.get(modules, "full"),
+                    f"{folder} (generator step {step}), {described}",
+                    make,
+                )
+            )
     return rows
 
 
