@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from maag.errors import MaagError
 
@@ -89,12 +90,20 @@ def cmd_play(args: argparse.Namespace) -> None:
         folder = args.model or shipped_model(args.game)
         game = load(folder, game=args.game, sampler_steps=args.sampler_steps, seed=args.seed)
         source = f"model, {game.sampler_steps} sampler step(s)"
+    if (args.save or args.load) and args.engine:
+        raise MaagError("--save and --load keep generative sessions; drop --engine")
+    if args.save:
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
     recorder = Recorder(args.record, fps=args.fps) if args.record else None
+
+    def start():
+        return game.load_session(args.load) if args.load else game.reset(args.seed)
+
     if args.headless:
         from maag.play.loop import run_headless
 
         agent = make_agent(args.game, args.agent or _default_agent(args.game), args.seed)
-        summary = run_headless(game, agent, args.steps, args.seed, recorder)
+        summary = run_headless(game, agent, args.steps, start, recorder)
         events = ", ".join(f"{k} x{v}" for k, v in sorted(summary.event_counts.items()))
         values = summary.last.values
         print(f"{args.game}: {summary.steps} steps, values {values}, events: {events or 'none'}")
@@ -104,13 +113,21 @@ def cmd_play(args: argparse.Namespace) -> None:
         from maag.play.window import run_window
 
         try:
-            run_window(game, args.seed, args.fps, args.scale, f"maag {args.game}", source, recorder)
+            run_window(
+                game, start, args.seed, args.fps, args.scale, f"maag {args.game}", source,
+                recorder,
+            )  # fmt: skip
         finally:
             if recorder and recorder.frames:
                 recorder.close()
+            if args.save:
+                game.save_session(args.save)
         return
     if recorder:
         print(f"recorded {recorder.close()}")
+    if args.save:
+        game.save_session(args.save)
+        print(f"saved the session to {args.save}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -250,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--agent", help="headless agent (default: the game's first scripted agent)")
     play.add_argument("--seed", type=_natural, default=0, help="episode seed (default 0)")
     play.add_argument("--record", help="write the frames shown to a .gif (or .mp4) file")
+    play.add_argument("--save", help="save the session (record, map, context) here at the end")
+    play.add_argument("--load", help="continue a saved session instead of starting anew")
     play.add_argument("--fps", type=float, default=12.0, help="steps per second in the window")
     play.add_argument("--scale", type=_positive, default=8, help="window pixels per game pixel")
     play.set_defaults(handler=cmd_play)

@@ -21,13 +21,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from maag.errors import MaagError
+from maag.io import write_atomic
 from maag.spec import Game, GameSpec, Step
 
 MODEL_FORMAT = "maag-model/1"
+SESSION_FORMAT = "maag-session/1"
 
 
 class GenerativeGame(Game):
@@ -175,6 +177,59 @@ class GenerativeGame(Game):
             self._write_map(pixels)
             self.timings["spatial"] += (time.perf_counter() - clock) * 1000
         return self._step(pixels, events)
+
+    def save_session(self, path: str | Path) -> None:
+        """Write everything the next steps depend on to `path` (atomically): the record,
+        the map, the context frames and the random state; arrays in safetensors."""
+        if self.noise is None:
+            raise MaagError("nothing to save: call reset() first")
+        arrays = {
+            "context": np.stack(self.context),
+            "noise_state": self.noise.get_state().numpy(),
+            **{f"map.{k}": v for k, v in (self.map.state_dict() if self.map else {}).items()},
+        }
+        meta = {
+            "format": SESSION_FORMAT,
+            "game": self.spec.name,
+            "t": self.t,
+            "modules": list(self.modules),
+            "values": self.record.values if self.record else None,
+            "camera": self.record.camera if self.record else None,
+        }
+        write_atomic(path, lambda tmp: save_file(arrays, str(tmp), {"session": json.dumps(meta)}))
+
+    def load_session(self, path: str | Path) -> Step:
+        """Continue a saved session: the next steps are those the saved game would take."""
+        from maag.numerical import Record
+        from maag.spatial import SpatialMap
+
+        try:
+            with safe_open(str(path), "np") as f:
+                meta = json.loads(f.metadata()["session"])
+                arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except (OSError, KeyError, TypeError, ValueError, SafetensorError) as exc:
+            raise MaagError(f"{path} is not a readable maag session: {exc}") from None
+        if meta.get("format") != SESSION_FORMAT:
+            raise MaagError(f"{path} is not a maag session file")
+        if meta["game"] != self.spec.name:
+            raise MaagError(f"{path} is a {meta['game']} session, not {self.spec.name}")
+        if tuple(meta["modules"]) != self.modules:
+            raise MaagError(
+                f"{path} was saved with modules {meta['modules']}, not {list(self.modules)}"
+            )
+        context = arrays["context"]
+        if context.shape != (self.context_frames, *self.start_frames.shape[1:]):
+            raise MaagError(f"{path} holds context frames of shape {context.shape}")
+        self.context = deque(list(context), maxlen=self.context_frames)
+        self.noise = torch.Generator()
+        self.noise.set_state(torch.from_numpy(arrays["noise_state"]))
+        self.t = meta["t"]
+        self.record = None
+        if meta["values"] is not None:
+            self.record = Record(self.spec, meta["values"], tuple(meta["camera"]))
+        map_state = {k[4:]: v for k, v in arrays.items() if k.startswith("map.")}
+        self.map = SpatialMap.from_state(map_state) if self.spatial else None
+        return self._step(context[-1].copy(), ())
 
     def _write_map(self, frame: np.ndarray) -> None:
         if self.map is None:

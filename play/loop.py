@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from maag.spec import Agent, Game, Step
@@ -17,11 +18,16 @@ class PlaySummary:
 
 
 def run_headless(
-    game: Game, agent: Agent, steps: int, seed: int, recorder: Recorder | None = None
+    game: Game,
+    agent: Agent,
+    steps: int,
+    start: Callable[[], Step],
+    recorder: Recorder | None = None,
 ) -> PlaySummary:
-    """Play `steps` steps from reset(seed), recording every frame shown when asked."""
+    """Play `steps` steps from `start()` (a reset or a loaded session), recording every
+    frame shown when asked."""
     summary = PlaySummary()
-    step = game.reset(seed)
+    step = start()
     if recorder:
         recorder.add(step.frame)
     for _ in range(steps):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from maag.errors import MaagError
-from maag.spec import Game
+from maag.spec import Game, Step
 
 from .recorder import Recorder
 
@@ -58,6 +59,7 @@ def _open_window(size: tuple[int, int], title: str) -> pygame.Surface:
 
 def run_window(
     game: Game,
+    start: Callable[[], Step],
     seed: int,
     fps: float,
     scale: int = 8,
@@ -73,7 +75,7 @@ def run_window(
     small = pygame.font.Font(None, 20)
     clock = pygame.time.Clock()
     noop = spec.actions.index("noop")
-    step = game.reset(seed)
+    step = start()
     held: list[int] = []  # direction keys held, most recent last
     tapped: int | None = None  # a key pressed and released between two ticks still counts
     step_ms, count, recent_events = 0.0, 0, ()

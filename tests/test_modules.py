@@ -108,3 +108,59 @@ def test_a_model_without_the_module_refuses_to_switch_it_on(episode):
     generator = Replay(episode["frames"], extra_channels=0)
     with pytest.raises(maag.MaagError, match="no spatial module"):
         GenerativeGame(generator, SPEC, episode["frames"][:1], spatial=True)
+
+
+def tiny_full_game(start):
+    from maag.models.dit import FrameDiT
+    from maag.models.logicnet import LogicNet
+
+    torch.manual_seed(0)
+    tokens = DigitTokenizer(SPEC)
+    generator = FrameDiT(
+        hidden_size=32, depth=1, num_heads=2, extra_channels=4, hud_height=8,
+        cond_vocab_size=tokens.vocab_size, num_cond_tokens=tokens.num_tokens,
+    )  # fmt: skip
+    with torch.no_grad():
+        for p in generator.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    logicnet = LogicNet(event_names=SPEC.event_names, width=8)
+    return GenerativeGame(
+        generator, SPEC, start.frame[None], 2, logicnet=logicnet,
+        start_cameras=np.array([start.camera]), sprite_mask=get_game("traveler").sprite_mask,
+    )  # fmt: skip
+
+
+def test_saved_session_continues_bitwise(tmp_path):
+    game = tiny_full_game(maag.make("traveler").reset())
+    actions = [2, 2, 1, 0, 2, 1, 1, 1, 2, 2] * 2
+    game.reset(3)
+    for a in actions:
+        game.step(a)
+    game.save_session(tmp_path / "s.safetensors")
+    expected = [game.step(a) for a in actions]
+    other = tiny_full_game(maag.make("traveler").reset())
+    other.load_session(tmp_path / "s.safetensors")
+    for a, want in zip(actions, expected, strict=True):
+        got = other.step(a)
+        assert np.array_equal(got.frame, want.frame)
+        assert (got.values, got.events, got.camera) == (want.values, want.events, want.camera)
+
+
+def test_foreign_or_damaged_sessions_are_refused(tmp_path):
+    game = tiny_full_game(maag.make("traveler").reset())
+    game.reset(0)
+    game.step(2)
+    path = tmp_path / "s.safetensors"
+    game.save_session(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(maag.MaagError, match="not a readable maag session"):
+        game.load_session(path)
+    (tmp_path / "x.safetensors").write_bytes(b"garbage")
+    with pytest.raises(maag.MaagError, match="not a readable maag session"):
+        game.load_session(tmp_path / "x.safetensors")
+    game.save_session(path)
+    switched = tiny_full_game(maag.make("traveler").reset())
+    switched.spatial = False
+    with pytest.raises(maag.MaagError, match="saved with modules"):
+        switched.load_session(path)
