@@ -8,9 +8,11 @@ Score = hi - lo of the explored interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from maag.errors import MaagError
 from maag.spec import (
     Effect,
     EventSpec,
@@ -202,6 +204,60 @@ def sprite_mask(frame: np.ndarray) -> np.ndarray:
     return _SPRITES
 
 
+COLOUR_NAMES = ("red", "orange", "yellow", "green", "teal", "blue", "purple", "pink")
+SCENE_HEIGHT = SPEC.frame_height - SPEC.hud_height
+
+
+def custom_map(path: str) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+    """A user's Traveler map for the spatial module to start from.
+
+    - `.json`: {"buildings": {"CELL": [COLOUR, HEIGHT], ...}}, COLOUR a palette index or
+      name (red, orange, yellow, green, teal, blue, purple, pink), HEIGHT one of 16..40 in
+      steps of 4: drawn as the game draws them.
+    - `.png`: a painted strip 56 px tall (the scene under the HUD, ground included) whose
+      left edge is cell 1, just right of the start cell; transparent pixels stay unpainted.
+    """
+    import json
+
+    import imageio.v3 as iio
+
+    try:
+        if path.endswith(".json"):
+            cells = {int(c): b for c, b in json.loads(Path(path).read_text())["buildings"].items()}
+            first, last = min(cells), max(cells)
+            image = np.concatenate(
+                [
+                    _CELL_IMAGES[_building(cells[c]) if c in cells else None]
+                    for c in range(first, last + 1)
+                ],
+                axis=1,
+            )
+            mask = np.repeat([c in cells for c in range(first, last + 1)], CELL)[None].repeat(
+                SCENE_HEIGHT, 0
+            )
+            return image, (first * CELL, 0), mask
+        pixels = iio.imread(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise MaagError(f"map {path} cannot be read: {exc}") from None
+    if pixels.ndim != 3 or pixels.shape[0] != SCENE_HEIGHT or pixels.shape[2] not in (3, 4):
+        raise MaagError(
+            f"map {path} must be an RGB(A) image {SCENE_HEIGHT} px tall, got {pixels.shape}"
+        )
+    mask = pixels[..., 3] > 0 if pixels.shape[2] == 4 else np.ones(pixels.shape[:2], bool)
+    return np.ascontiguousarray(pixels[..., :3]), (CELL, 0), mask
+
+
+def _building(entry) -> tuple[int, int]:
+    colour, height = entry
+    if isinstance(colour, str):
+        if colour not in COLOUR_NAMES:
+            raise ValueError(f"unknown colour {colour!r} (choose from {', '.join(COLOUR_NAMES)})")
+        colour = COLOUR_NAMES.index(colour)
+    if not 0 <= colour < len(PALETTE) or height not in HEIGHTS:
+        raise ValueError(f"no building of colour {colour} and height {height}")
+    return int(colour), int(height)
+
+
 class TravelerReferee:
     """Traveler's rules on screen: the player moves as the action says (never blocked), a
     first visit to a cell is a new building (+1), the scene scrolls by one cell per move."""
@@ -265,4 +321,5 @@ GAME = GameDefinition(
     agents={"wanderer": Wanderer, "random": RandomAgent},
     referee=TravelerReferee,
     sprite_mask=sprite_mask,
+    custom_map=custom_map,
 )

@@ -96,6 +96,13 @@ def cmd_play(args: argparse.Namespace) -> None:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
     recorder = Recorder(args.record, fps=args.fps) if args.record else None
 
+    if args.map:
+        if args.engine or definition.custom_map is None:
+            raise MaagError(
+                f"--map pre-fills a generative {args.game}'s spatial map; drop --engine"
+            )
+        game.use_custom_map(*definition.custom_map(args.map))
+
     def start():
         return game.load_session(args.load) if args.load else game.reset(args.seed)
 
@@ -269,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--record", help="write the frames shown to a .gif (or .mp4) file")
     play.add_argument("--save", help="save the session (record, map, context) here at the end")
     play.add_argument("--load", help="continue a saved session instead of starting anew")
+    play.add_argument("--map", help="pre-fill the spatial map from a file (Traveler: .json, .png)")
     play.add_argument("--fps", type=float, default=12.0, help="steps per second in the window")
     play.add_argument("--scale", type=_positive, default=8, help="window pixels per game pixel")
     play.set_defaults(handler=cmd_play)

@@ -94,6 +94,13 @@ class GenerativeGame(Game):
         self.seed = seed
         self.noise: torch.Generator | None = None
         self.timings: dict[str, float] = {}
+        self.custom_map: tuple[np.ndarray, tuple[int, int], np.ndarray] | None = None
+
+    def use_custom_map(self, image: np.ndarray, origin: tuple[int, int], mask: np.ndarray) -> None:
+        """Pre-fill the spatial map with a user's world at every reset (map customisation)."""
+        if not self.spatial:
+            raise MaagError("a custom map needs the spatial module")
+        self.custom_map = (image, origin, mask)
 
     @staticmethod
     def _switch(name: str, wanted: bool | None, available: bool) -> bool:
@@ -130,6 +137,8 @@ class GenerativeGame(Game):
         self.map = SpatialMap() if self.spatial else None
         self.t = 0
         self._write_map(start)
+        if self.map is not None and self.custom_map is not None:
+            self.map.prefill(*self.custom_map)
         return self._step(start.copy(), ())
 
     def step(self, action: int) -> Step:

@@ -222,3 +222,5 @@ class GameDefinition:
     referee: Callable[[], Referee] | None = None
     # frame -> bool (H, W): moving sprites, which the spatial map must not keep
     sprite_mask: Callable[[np.ndarray], np.ndarray] | None = None
+    # a user's map file -> (world image (h, w, 3) uint8, origin (x, y), painted mask (h, w))
+    custom_map: Callable[[str], tuple[np.ndarray, tuple[int, int], np.ndarray]] | None = None

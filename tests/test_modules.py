@@ -164,3 +164,30 @@ def test_foreign_or_damaged_sessions_are_refused(tmp_path):
     switched.spatial = False
     with pytest.raises(maag.MaagError, match="saved with modules"):
         switched.load_session(path)
+
+
+def test_custom_maps_prefill_what_the_map_retrieves(tmp_path):
+    from maag.games.traveler import CELL, custom_map
+
+    game = tiny_full_game(maag.make("traveler").reset())
+    image, origin, mask = custom_map("docs/examples/traveler_street.json")
+    game.use_custom_map(image, origin, mask)
+    game.reset(0)
+    canvas, known, _ = game.map.retrieve((CELL, 0), (56, 64))  # cells 1..8, as painted
+    assert known.all() and np.array_equal(canvas, image[:, :64])
+    engine = maag.make("traveler")  # the JSON street is drawn the way the engine draws
+    engine.reset()
+    engine.buildings = {1: (0, 40)}
+    engine.x = 1
+    assert np.array_equal(engine._observe(()).frame[8:48, 33:39], canvas[:40, 1:7])
+    painted, origin, mask = custom_map("docs/examples/traveler_painted.png")
+    assert origin == (CELL, 0) and painted.shape == (56, 80, 3) and mask.all()
+    (tmp_path / "bad.json").write_text('{"buildings": {"2": ["mauve", 24]}}')
+    with pytest.raises(maag.MaagError, match="unknown colour 'mauve'"):
+        custom_map(str(tmp_path / "bad.json"))
+    iio_bad = tmp_path / "bad.png"
+    import imageio.v3 as iio
+
+    iio.imwrite(iio_bad, np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(maag.MaagError, match="56 px tall"):
+        custom_map(str(iio_bad))
