@@ -29,6 +29,8 @@ from maag.io import ensure_writable_dir, write_atomic
 from maag.metrics import psnr, teacher_forced_psnr
 from maag.spec import Game, GameDefinition, GameSpec
 
+GIF_STEPS = 300  # rollouts.gif shows the first steps of episode 0
+
 
 @dataclass
 class Contender:
@@ -351,9 +353,10 @@ def _write_outputs(out: Path, results: dict, curves: dict, films: list[np.ndarra
         out / "metrics_by_step.png", lambda tmp: figure.savefig(tmp, format="png", dpi=100)
     )
     plt.close(figure)
+    films = [f[:GIF_STEPS] for f in films]  # the first steps keep the file small
     gap = np.full((films[0].shape[0], films[0].shape[1], 2, 3), 255, np.uint8)
     side_by_side = np.concatenate([x for f in films for x in (f, gap)][:-1], axis=2)
-    video = side_by_side.repeat(3, axis=1).repeat(3, axis=2)
+    video = side_by_side.repeat(2, axis=1).repeat(2, axis=2)
     write_atomic(
         out / "rollouts.gif",
         lambda tmp: iio.imwrite(tmp, video, extension=".gif", duration=80, loop=0),

@@ -167,8 +167,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     from maag.train.export import export_model
 
     folder = export_model(
-        args.run, args.out, args.start_frames, args.weights, args.logicnet_run, not args.float32
-    )
+        args.run, args.out, args.start_frames, args.weights, args.logicnet_run, not args.float32,
+        args.sampler_steps,
+    )  # fmt: skip
     print(f"wrote {folder}")
 
 
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--weights", choices=("ema", "model"), default="ema")
     export.add_argument("--logicnet-run", help="LogicNet run: adds the numerical module")
     export.add_argument("--float32", action="store_true", help="store float32 (default float16)")
+    export.add_argument("--sampler-steps", type=_positive, help="default steps per frame")
     export.set_defaults(handler=cmd_export)
 
     evaluate = sub.add_parser(

@@ -48,6 +48,7 @@ def export_model(
     weights: str = "ema",
     logicnet_run: str | None = None,
     half: bool = True,
+    sampler_steps: int | None = None,
 ) -> Path:
     """Write model folder `out` from generator run `run` (and a LogicNet run).
 
@@ -75,5 +76,5 @@ def export_model(
     shard = Dataset(recipe.data, game=spec.name).load_shard(0)
     return save_model_folder(
         out, generator, spec, shard["frames"][:start_frames, 0], shard["camera"][:start_frames, 0],
-        recipe.sampler_steps, provenance, logicnet,
+        sampler_steps or recipe.sampler_steps, provenance, logicnet,
     )  # fmt: skip
