@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from maag.data import episode_seeds, generate_episode
 from maag.errors import MaagError
+from maag.generative import GenerativeGame
 from maag.io import ensure_writable_dir, write_atomic
 from maag.metrics import psnr, teacher_forced_psnr
 from maag.spec import Game, GameDefinition, GameSpec
@@ -256,9 +257,8 @@ def run_bench(
                 traces.append(play_episode(definition, game, agent, steps, seed, index, index == 0))
                 bar.update(1)
             summary = {"label": row.label, "source": row.source, **summarise(traces, steps)}
-            generator = getattr(game, "generator", None)
-            if generator is not None:
-                summary["fidelity"] = teacher_forced_psnr(generator, held_out, game.sampler_steps)
+            if isinstance(game, GenerativeGame):
+                summary["fidelity"] = _fidelity(game, held_out)
             results["rows"].append(summary)
             curves[row.label] = _curves(traces, steps)
             films.append(np.stack(traces[0].frames))
@@ -279,6 +279,20 @@ def _curves(traces: list[Trace], steps: int) -> dict[str, np.ndarray]:
         "actacc": np.mean([t.actacc for t in traces], axis=0),
         "spacon": (revisit_ok, revisit_count),
     }
+
+
+def _fidelity(game: GenerativeGame, episodes: dict[str, np.ndarray]) -> dict[str, float]:
+    """Teacher-forced PSNR with the modules as switched: true digit tokens, true map views."""
+    from maag.games import get_game
+    from maag.transitions import MapViews
+
+    maps = None
+    if game.spatial:
+        maps = MapViews(episodes, game.spec, get_game(game.spec.name).sprite_mask)
+    tokens = game.tokens if game.numerical else None
+    return teacher_forced_psnr(
+        game.generator, episodes, game.sampler_steps, tokens=tokens, maps=maps
+    )
 
 
 def _held_out(game: str, agent: str, steps: int, seed: int, count: int) -> dict[str, np.ndarray]:

@@ -189,9 +189,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
                 f"LogicNet {event}: precision {s['precision']:.4f} recall {s['recall']:.4f} "
                 f"F1 {s['f1']:.4f} ({total} held-out transitions)"
             )
+    maps = None
+    if game.map_inputs:
+        from maag.games import get_game
+        from maag.transitions import MapViews
+
+        maps = MapViews(episodes, game.spec, get_game(game.spec.name).sprite_mask)
     for steps in args.sampler_steps:
         scores = teacher_forced_psnr(
-            game.generator, episodes, steps, count=args.count, tokens=game.tokens
+            game.generator, episodes, steps, count=args.count, tokens=game.tokens, maps=maps
         )
         print(
             f"{args.model}: teacher-forced next-frame PSNR {scores['psnr']:.2f} dB at {steps} "

@@ -31,11 +31,14 @@ def teacher_forced_psnr(
 
     PSNR is taken of the mean squared error over all pixels of all transitions (not a
     mean of per-frame PSNRs, which perfect frames would make infinite). With `tokens`, the
-    generator is shown the true values' digit tokens, as from a perfect record.
+    generator is shown the true values' digit tokens, as from a perfect record; with
+    `maps`, the spatial map's views of the true past frames. A generator built for a module
+    that is not given gets the module's "off" inputs, as in play.
     """
     from maag.models.flow import FlowSampler, stack_context, to_uint8, to_unit
 
-    transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
+    config = generator.config
+    transitions = TransitionSampler(episodes, config.context_frames, maps=maps)
     episode, target = transitions.evenly_spaced(count)
     sampler = FlowSampler(sampler_steps)
     noise = torch.Generator().manual_seed(seed)
@@ -48,12 +51,19 @@ def teacher_forced_psnr(
             episode[start : start + batch_size], target[start : start + batch_size]
         )
         context = to_unit(batch["context"])
+        n = len(context)
         cond_ids = None
         if tokens:
-            cond_ids = tokens.batch(batch["values"], torch.ones(len(context), dtype=torch.bool))
+            cond_ids = tokens.batch(batch["values"], torch.ones(n, dtype=torch.bool))
+        elif config.num_cond_tokens:  # module off: null tokens, as in play
+            cond_ids = torch.full((n, config.num_cond_tokens), DigitTokenizer.NULL)
         base, extra = context[:, -1], None
         if maps:
             base, extra = generator_inputs(base, batch["canvas"], batch["known"], maps.hud)
+        elif config.extra_channels:  # module off: a map that knows nothing, as in play
+            h, w = context.shape[-2] - config.hud_height, context.shape[-1]
+            empty = np.zeros((n, h, w, 3), np.uint8), np.zeros((n, h, w), bool)
+            base, extra = generator_inputs(base, *empty, config.hud_height)
         frames = sampler.sample(
             generator, base, stack_context(context), batch["action"], noise,
             extra=extra, cond_ids=cond_ids,
