@@ -145,6 +145,7 @@ class GenerativeGame(Game):
         if self.noise is None:
             raise MaagError("call reset() before step()")
         from maag.models.flow import stack_context, to_uint8, to_unit
+        from maag.numerical import blank_hud
         from maag.spatial import generator_inputs
 
         action = self.spec.check_action(action)
@@ -153,6 +154,7 @@ class GenerativeGame(Game):
         context = to_unit(torch.from_numpy(np.stack(self.context)))[None]
         actions = torch.tensor([action])
         events: tuple[str, ...] = ()
+        previous_camera = self.record.camera if self.record is not None else None
         if self.record is not None:
             recent = context[:, -self.logicnet.config.context_frames :]
             counts = self.logicnet.predict(stack_context(recent), actions)[0].tolist()
@@ -161,19 +163,24 @@ class GenerativeGame(Game):
             clock = self._lap("logicnet", clock)
             self.record.apply(events, action)
             clock = self._lap("record", clock)
+        hud = self.spec.hud_height
+        base, extra = context[:, -1], None
+        if self.map_inputs:
+            size = (self.spec.frame_height - hud, self.spec.frame_width)
+            moves = np.zeros((1, 2), int)
+            if self.spatial:
+                canvas, known, _ = self.map.retrieve(self.record.camera, size)
+                moves[0] = np.subtract(self.record.camera, previous_camera)
+            else:
+                canvas, known = np.zeros((*size, 3), np.uint8), np.zeros(size, bool)
+            base, extra = generator_inputs(base, canvas[None], known[None], hud, moves)
+            clock = self._lap("spatial", clock)
         cond_ids = None
         if self.tokens:
             ids = self.tokens.encode(self.record.values) if self.numerical else self.tokens.null()
             cond_ids = torch.tensor([ids])
-        base, extra = context[:, -1], None
-        if self.map_inputs:
-            size = (self.spec.frame_height - self.spec.hud_height, self.spec.frame_width)
-            if self.spatial:
-                canvas, known, _ = self.map.retrieve(self.record.camera, size)
-            else:
-                canvas, known = np.zeros((*size, 3), np.uint8), np.zeros(size, bool)
-            base, extra = generator_inputs(base, canvas[None], known[None], self.spec.hud_height)
-            clock = self._lap("spatial", clock)
+            if self.numerical:
+                base = blank_hud(base, torch.ones(1, dtype=torch.bool), hud)
         frame = self.sampler.sample(
             self.generator, base=base, context=stack_context(context), action=actions,
             generator=self.noise, extra=extra, cond_ids=cond_ids,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from maag.numerical import DigitTokenizer
+from maag.numerical import DigitTokenizer, blank_hud
 from maag.spatial import generator_inputs
 from maag.transitions import MapViews, TransitionSampler
 
@@ -51,19 +51,22 @@ def teacher_forced_psnr(
             episode[start : start + batch_size], target[start : start + batch_size]
         )
         context = to_unit(batch["context"])
-        n = len(context)
+        n, hud = len(context), config.hud_height
+        base, extra = context[:, -1], None
+        if maps:
+            base, extra = generator_inputs(
+                base, batch["canvas"], batch["known"], hud, batch["camera_move"]
+            )
+        elif config.extra_channels:  # module off: a map that knows nothing, as in play
+            h, w = context.shape[-2] - hud, context.shape[-1]
+            empty = np.zeros((n, h, w, 3), np.uint8), np.zeros((n, h, w), bool)
+            base, extra = generator_inputs(base, *empty, hud)
         cond_ids = None
         if tokens:
             cond_ids = tokens.batch(batch["values"], torch.ones(n, dtype=torch.bool))
+            base = blank_hud(base, torch.ones(n, dtype=torch.bool), hud)
         elif config.num_cond_tokens:  # module off: null tokens, as in play
             cond_ids = torch.full((n, config.num_cond_tokens), DigitTokenizer.NULL)
-        base, extra = context[:, -1], None
-        if maps:
-            base, extra = generator_inputs(base, batch["canvas"], batch["known"], maps.hud)
-        elif config.extra_channels:  # module off: a map that knows nothing, as in play
-            h, w = context.shape[-2] - config.hud_height, context.shape[-1]
-            empty = np.zeros((n, h, w, 3), np.uint8), np.zeros((n, h, w), bool)
-            base, extra = generator_inputs(base, *empty, config.hud_height)
         frames = sampler.sample(
             generator, base, stack_context(context), batch["action"], noise,
             extra=extra, cond_ids=cond_ids,

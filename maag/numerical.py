@@ -68,6 +68,14 @@ class DigitTokenizer:
         return torch.where(keep[:, None], ids, torch.full_like(ids, self.NULL))
 
 
+def blank_hud(base: torch.Tensor, rows: torch.Tensor, hud_height: int) -> torch.Tensor:
+    """`base` with the HUD band left unknown (0) where `rows` (B,) is True: with the record's
+    digit tokens given, the generator draws the HUD from them instead of copying it."""
+    base = base.clone()
+    base[rows, :, :hud_height] = 0.0
+    return base
+
+
 class Record:
     """The game's values, changed only by events' spec effects, always within range, and
     the camera, moved by the actions (GameSpec.moves) unless a "blocked" event stops it."""

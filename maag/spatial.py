@@ -341,20 +341,42 @@ class MapHistory:
 
 
 def generator_inputs(
-    last: torch.Tensor, canvas: np.ndarray, known: np.ndarray, hud_height: int
+    last: torch.Tensor,
+    canvas: np.ndarray,
+    known: np.ndarray,
+    hud_height: int,
+    moves: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The generator's base image and extra channels from map views (training and play).
 
     last (B, 3, H, W) in [-1, 1] is the last context frame; canvas (B, h, w, 3) uint8 and
-    known (B, h, w) bool are the map's views of the scene rows (below the HUD). Base: the
-    map's pixel where it knows it, else the last frame. Extra: the canvas where known (0
-    elsewhere) and the known-mask as +1/-1.
+    known (B, h, w) bool are the map's views of the scene rows (below the HUD); moves
+    (B, 2) is how far (x, y) the camera moved since the last frame. Base: the map's pixel
+    where it knows it, else the last frame's pixel of the same world place (sliding-window
+    linking), else 0. Extra: the canvas where known (0 elsewhere), the known-mask as +1/-1.
     """
     full_canvas = torch.zeros_like(last)
     full_known = torch.zeros(last.shape[0], 1, *last.shape[2:], dtype=torch.bool)
     pixels = torch.from_numpy(np.ascontiguousarray(canvas)).permute(0, 3, 1, 2).float() / 127.5 - 1
     full_canvas[:, :, hud_height:] = pixels
     full_known[:, :, hud_height:] = torch.from_numpy(np.ascontiguousarray(known))[:, None]
-    base = torch.where(full_known, full_canvas, last)
+    linked = last.clone()
+    for i, (dx, dy) in enumerate(np.zeros((len(last), 2), int) if moves is None else moves):
+        linked[i, :, hud_height:] = _moved(last[i, :, hud_height:], -int(dx), -int(dy))
+    base = torch.where(full_known, full_canvas, linked)
     extra = torch.cat([full_canvas * full_known, full_known.float() * 2 - 1], dim=1)
     return base, extra
+
+
+def _moved(scene: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """`scene` (C, h, w) with its content moved by (dx, dy) pixels; revealed pixels 0."""
+    if dx == dy == 0:
+        return scene
+    out = torch.zeros_like(scene)
+    h, w = scene.shape[1:]
+    if abs(dx) >= w or abs(dy) >= h:
+        return out
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = scene[
+        :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out

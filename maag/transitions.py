@@ -69,6 +69,7 @@ class TransitionSampler:
         self.maps = maps
         self.actions = episodes["actions"]  # (E, T)
         self.values = episodes["values"]  # (E, T+1, V)
+        self.cameras = episodes["camera"]  # (E, T+1, 2)
         self.events = episodes["events"]  # (E, T+1, K)
         self.context_frames = context_frames
         self.rng = np.random.default_rng(seed)
@@ -82,6 +83,7 @@ class TransitionSampler:
             "action": torch.from_numpy(self.actions[episode, target - 1]),  # (B,)
             "values": torch.from_numpy(self.values[episode, target]).long(),  # (B, V) shown
             "events": torch.from_numpy(self.events[episode, target]).long(),  # (B, E) counts
+            "camera_move": self.cameras[episode, target] - self.cameras[episode, target - 1],
             **(self.maps.views(episode, target) if self.maps else {}),
         }
 

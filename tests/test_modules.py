@@ -11,7 +11,7 @@ from maag.data import generate_episode
 from maag.games import get_game
 from maag.generative import GenerativeGame
 from maag.models.flow import to_unit
-from maag.numerical import DigitTokenizer
+from maag.numerical import DigitTokenizer, blank_hud
 from maag.spatial import generator_inputs
 from maag.transitions import MapViews
 
@@ -75,7 +75,10 @@ def test_play_builds_the_map_views_training_sees(episode):
     for t in range(1, len(episode["frames"])):
         batch = views.views(np.zeros(1, int), np.array([t]))
         last = to_unit(torch.from_numpy(episode["frames"][t - 1]))[None]
-        base, extra = generator_inputs(last, batch["canvas"], batch["known"], SPEC.hud_height)
+        moves = (episode["camera"][t] - episode["camera"][t - 1])[None]
+        hud = SPEC.hud_height
+        base, extra = generator_inputs(last, batch["canvas"], batch["known"], hud, moves)
+        base = blank_hud(base, torch.ones(1, dtype=torch.bool), hud)  # digits from tokens
         played_base, played_extra, _ = generator.seen[t - 1]
         assert torch.equal(played_extra, extra), t
         assert torch.equal(played_base, base), t

@@ -93,20 +93,23 @@ class GeneratorTask:
 
     def loss(self, model, batch, recipe: GeneratorRecipe, noise, device):
         from maag.models.flow import stack_context, to_unit, training_loss
+        from maag.numerical import blank_hud
+        from maag.spatial import generator_inputs
 
         context, level = corrupt(to_unit(batch["context"]), recipe, noise)
+        hud = self.spec.hud_height
         base, extra = context[:, -1], None
         if recipe.spatial:
-            from maag.spatial import generator_inputs
-
-            keep = torch.rand(len(context), generator=noise) >= recipe.map_dropout
-            known = batch["known"] & keep.numpy()[:, None, None]
-            base, extra = generator_inputs(base, batch["canvas"], known, self.spec.hud_height)
+            on = (torch.rand(len(context), generator=noise) >= recipe.map_dropout).numpy()
+            known = batch["known"] & on[:, None, None]
+            moves = batch["camera_move"] * on[:, None]  # the module off knows no camera
+            base, extra = generator_inputs(base, batch["canvas"], known, hud, moves)
             extra = extra.to(device)
         cond_ids = None
         if self.tokens:
             keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
             cond_ids = self.tokens.batch(batch["values"], keep).to(device)
+            base = blank_hud(base, keep, hud)
         return training_loss(
             model,
             target=to_unit(batch["target"]).to(device),
