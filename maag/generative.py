@@ -167,13 +167,15 @@ class GenerativeGame(Game):
         base, extra = context[:, -1], None
         if self.map_inputs:
             size = (self.spec.frame_height - hud, self.spec.frame_width)
-            moves = np.zeros((1, 2), int)
+            moves, sprites = np.zeros((1, 2), int), None
             if self.spatial:
                 canvas, known, _ = self.map.retrieve(self.record.camera, size)
                 moves[0] = np.subtract(self.record.camera, previous_camera)
+                if self.sprite_mask is not None:
+                    sprites = self.sprite_mask(self.context[-1])[None]
             else:
                 canvas, known = np.zeros((*size, 3), np.uint8), np.zeros(size, bool)
-            base, extra = generator_inputs(base, canvas[None], known[None], hud, moves)
+            base, extra = generator_inputs(base, canvas[None], known[None], hud, moves, sprites)
             clock = self._lap("spatial", clock)
         cond_ids = None
         if self.tokens:

@@ -55,7 +55,7 @@ def teacher_forced_psnr(
         base, extra = context[:, -1], None
         if maps:
             base, extra = generator_inputs(
-                base, batch["canvas"], batch["known"], hud, batch["camera_move"]
+                base, batch["canvas"], batch["known"], hud, batch["camera_move"], batch["sprites"]
             )
         elif config.extra_channels:  # module off: a map that knows nothing, as in play
             h, w = context.shape[-2] - hud, context.shape[-1]

@@ -346,14 +346,17 @@ def generator_inputs(
     known: np.ndarray,
     hud_height: int,
     moves: np.ndarray | None = None,
+    sprites: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The generator's base image and extra channels from map views (training and play).
 
     last (B, 3, H, W) in [-1, 1] is the last context frame; canvas (B, h, w, 3) uint8 and
     known (B, h, w) bool are the map's views of the scene rows (below the HUD); moves
-    (B, 2) is how far (x, y) the camera moved since the last frame. Base: the map's pixel
-    where it knows it, else the last frame's pixel of the same world place (sliding-window
-    linking), else 0. Extra: the canvas where known (0 elsewhere), the known-mask as +1/-1.
+    (B, 2) is how far (x, y) the camera moved since the last frame; sprites (B, H, W) bool
+    marks the last frame's moving sprites. Base: the map's pixel where it knows it, else
+    the last frame's pixel of the same world place (sliding-window linking; sprites are not
+    world and do not move with it), else 0. Extra: the canvas where known (0 elsewhere) and
+    the known-mask as +1/-1.
     """
     full_canvas = torch.zeros_like(last)
     full_known = torch.zeros(last.shape[0], 1, *last.shape[2:], dtype=torch.bool)
@@ -361,8 +364,11 @@ def generator_inputs(
     full_canvas[:, :, hud_height:] = pixels
     full_known[:, :, hud_height:] = torch.from_numpy(np.ascontiguousarray(known))[:, None]
     linked = last.clone()
+    if sprites is not None:
+        linked[torch.from_numpy(np.array(sprites, dtype=bool))[:, None].expand_as(linked)] = 0.0
+    world = linked.clone()
     for i, (dx, dy) in enumerate(np.zeros((len(last), 2), int) if moves is None else moves):
-        linked[i, :, hud_height:] = _moved(last[i, :, hud_height:], -int(dx), -int(dy))
+        linked[i, :, hud_height:] = _moved(world[i, :, hud_height:], -int(dx), -int(dy))
     base = torch.where(full_known, full_canvas, linked)
     extra = torch.cat([full_canvas * full_known, full_known.float() * 2 - 1], dim=1)
     return base, extra

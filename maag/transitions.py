@@ -46,13 +46,22 @@ class MapViews:
         return self.histories[episode]
 
     def views(self, episode: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
-        """Canvas (B, h, w, 3) uint8 and known (B, h, w) bool before each target frame."""
-        canvases, knowns = [], []
+        """Before each target frame: the map's canvas (B, h, w, 3) uint8 and known (B, h, w)
+        bool, and the last frame's sprites (B, H, W) bool."""
+        canvases, knowns, sprites = [], [], []
         for e, t in zip(episode.tolist(), target.tolist(), strict=True):
             canvas, known, _ = self.history(e).view(t, tuple(self.cameras[e, t]), self.size)
             canvases.append(canvas)
             knowns.append(known)
-        return {"canvas": np.stack(canvases), "known": np.stack(knowns)}
+            last = self.frames[e, t - 1]
+            sprites.append(
+                self.sprite_mask(last) if self.sprite_mask else np.zeros(last.shape[:2], bool)
+            )
+        return {
+            "canvas": np.stack(canvases),
+            "known": np.stack(knowns),
+            "sprites": np.stack(sprites),
+        }
 
 
 class TransitionSampler:

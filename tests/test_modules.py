@@ -77,7 +77,8 @@ def test_play_builds_the_map_views_training_sees(episode):
         last = to_unit(torch.from_numpy(episode["frames"][t - 1]))[None]
         moves = (episode["camera"][t] - episode["camera"][t - 1])[None]
         hud = SPEC.hud_height
-        base, extra = generator_inputs(last, batch["canvas"], batch["known"], hud, moves)
+        sprites = batch["sprites"]
+        base, extra = generator_inputs(last, batch["canvas"], batch["known"], hud, moves, sprites)
         base = blank_hud(base, torch.ones(1, dtype=torch.bool), hud)  # digits from tokens
         played_base, played_extra, _ = generator.seen[t - 1]
         assert torch.equal(played_extra, extra), t

@@ -103,7 +103,8 @@ class GeneratorTask:
             on = (torch.rand(len(context), generator=noise) >= recipe.map_dropout).numpy()
             known = batch["known"] & on[:, None, None]
             moves = batch["camera_move"] * on[:, None]  # the module off knows no camera
-            base, extra = generator_inputs(base, batch["canvas"], known, hud, moves)
+            sprites = batch["sprites"] & on[:, None, None]
+            base, extra = generator_inputs(base, batch["canvas"], known, hud, moves, sprites)
             extra = extra.to(device)
         cond_ids = None
         if self.tokens:
