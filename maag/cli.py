@@ -88,7 +88,10 @@ def cmd_play(args: argparse.Namespace) -> None:
         from maag.generative import load, shipped_model
 
         folder = args.model or shipped_model(args.game)
-        game = load(folder, game=args.game, sampler_steps=args.sampler_steps, seed=args.seed)
+        game = load(
+            folder, game=args.game, sampler_steps=args.sampler_steps, seed=args.seed,
+            reveal_sampler_steps=args.reveal_sampler_steps,
+        )  # fmt: skip
         source = f"model, {game.sampler_steps} sampler step(s)"
     if (args.save or args.load) and args.engine:
         raise MaagError("--save and --load keep generative sessions; drop --engine")
@@ -168,7 +171,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     folder = export_model(
         args.run, args.out, args.start_frames, args.weights, args.logicnet_run, not args.float32,
-        args.sampler_steps,
+        args.sampler_steps, args.reveal_sampler_steps,
     )  # fmt: skip
     print(f"wrote {folder}")
 
@@ -276,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--engine", action="store_true", help="play the ground-truth engine")
     play.add_argument("--model", help="model folder (default: the shipped model of the game)")
     play.add_argument("--sampler-steps", type=_positive, help="generator steps per frame")
+    play.add_argument(
+        "--reveal-sampler-steps", type=_natural, help="steps where the map knows nothing (0: off)"
+    )
     play.add_argument("--headless", action="store_true", help="no window: a scripted agent plays")
     play.add_argument("--steps", type=_positive, default=300, help="headless steps (default 300)")
     play.add_argument("--agent", help="headless agent (default: the game's first scripted agent)")
@@ -347,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--logicnet-run", help="LogicNet run: adds the numerical module")
     export.add_argument("--float32", action="store_true", help="store float32 (default float16)")
     export.add_argument("--sampler-steps", type=_positive, help="default steps per frame")
+    export.add_argument(
+        "--reveal-sampler-steps", type=_natural, help="default steps where the map knows nothing"
+    )
     export.set_defaults(handler=cmd_export)
 
     evaluate = sub.add_parser(

@@ -40,7 +40,9 @@ class GenerativeGame(Game):
       the generator is conditioned on the record's digit tokens; `Step.values` and
       `Step.events` are the record's.
     - spatial: the map's view of the next camera window becomes the generator's base
-      and extra channels; the drawn frame is written back (sprites kept out).
+      and extra channels; the drawn frame is written back (sprites kept out). Where the
+      view reveals a place the map knows nothing of, the frame is drawn with
+      `reveal_sampler_steps` (when larger): new content is where few steps blur most.
     The record (and so `Step.camera`) runs whenever a module is on; the baseline holds
     none: `Step.values` is empty and `Step.camera` None. `timings` holds the last step's
     milliseconds per part.
@@ -58,6 +60,7 @@ class GenerativeGame(Game):
         start_cameras: np.ndarray | None = None,
         spatial: bool | None = None,
         sprite_mask: Callable[[np.ndarray], np.ndarray] | None = None,
+        reveal_sampler_steps: int = 0,
     ):
         from maag.models.flow import FlowSampler
         from maag.numerical import DigitTokenizer
@@ -79,18 +82,21 @@ class GenerativeGame(Game):
             logicnet.eval()
         self.logicnet = logicnet
         self.map_inputs = generator.config.extra_channels == 4
-        self.numerical = self._switch(
-            "numerical", numerical, logicnet is not None and self.tokens is not None
-        )
-        self.spatial = self._switch(
-            "spatial", spatial, logicnet is not None and self.map_inputs and bool(spec.moves)
-        )
+        has = {
+            "numerical": logicnet is not None and self.tokens is not None,
+            "spatial": logicnet is not None and self.map_inputs and bool(spec.moves),
+        }
+        self.available = tuple(m for m, ok in has.items() if ok)
+        self.numerical = self.spatial = False
+        for name, wanted in (("numerical", numerical), ("spatial", spatial)):
+            self.switch(name, has[name] if wanted is None else wanted)
         self.sprite_mask = sprite_mask
         self.start_frames = start_frames
         self.start_cameras = (
             np.zeros((len(start_frames), 2), int) if start_cameras is None else start_cameras
         )
         self.sampler = FlowSampler(sampler_steps)
+        self.reveal_sampler_steps = reveal_sampler_steps
         self.seed = seed
         self.noise: torch.Generator | None = None
         self.timings: dict[str, float] = {}
@@ -98,15 +104,19 @@ class GenerativeGame(Game):
 
     def use_custom_map(self, image: np.ndarray, origin: tuple[int, int], mask: np.ndarray) -> None:
         """Pre-fill the spatial map with a user's world at every reset (map customisation)."""
-        if not self.spatial:
+        if "spatial" not in self.available:
             raise MaagError("a custom map needs the spatial module")
         self.custom_map = (image, origin, mask)
 
-    @staticmethod
-    def _switch(name: str, wanted: bool | None, available: bool) -> bool:
-        if wanted and not available:
-            raise MaagError(f"this model has no {name} module")
-        return available if wanted is None else wanted
+    def switch(self, module: str, on: bool) -> None:
+        """Switch a module on or off, also mid-episode: the record and the map are kept up
+        to date whenever the model has the module; the switch decides whether they
+        condition the generator (and whether `Step.values` shows the record)."""
+        if module not in ("numerical", "spatial"):
+            raise MaagError(f"no module {module!r}: numerical or spatial")
+        if on and module not in self.available:
+            raise MaagError(f"this model has no {module} module")
+        setattr(self, module, bool(on))
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -133,8 +143,8 @@ class GenerativeGame(Game):
         start = self.start_frames[index]
         self.context = deque([start] * self.context_frames, maxlen=self.context_frames)
         camera = tuple(int(c) for c in self.start_cameras[index])
-        self.record = Record(self.spec, camera=camera) if self.modules else None
-        self.map = SpatialMap() if self.spatial else None
+        self.record = Record(self.spec, camera=camera) if self.available else None
+        self.map = SpatialMap() if "spatial" in self.available else None
         self.t = 0
         self._write_map(start)
         if self.map is not None and self.custom_map is not None:
@@ -164,7 +174,7 @@ class GenerativeGame(Game):
             self.record.apply(events, action)
             clock = self._lap("record", clock)
         hud = self.spec.hud_height
-        base, extra = context[:, -1], None
+        base, extra, steps = context[:, -1], None, self.sampler.steps
         if self.map_inputs:
             size = (self.spec.frame_height - hud, self.spec.frame_width)
             moves, sprites = np.zeros((1, 2), int), None
@@ -173,6 +183,9 @@ class GenerativeGame(Game):
                 moves[0] = np.subtract(self.record.camera, previous_camera)
                 if self.sprite_mask is not None:
                     sprites = self.sprite_mask(self.context[-1])[None]
+                hidden = sprites[0, hud:] if sprites is not None else False
+                if (~known & ~hidden).any():
+                    steps = max(steps, self.reveal_sampler_steps)
             else:
                 canvas, known = np.zeros((*size, 3), np.uint8), np.zeros(size, bool)
             base, extra = generator_inputs(base, canvas[None], known[None], hud, moves, sprites)
@@ -182,18 +195,19 @@ class GenerativeGame(Game):
             ids = self.tokens.encode(self.record.values) if self.numerical else self.tokens.null()
             cond_ids = torch.tensor([ids])
             if self.numerical:
-                base = blank_hud(base, torch.ones(1, dtype=torch.bool), hud)
+                every = torch.ones(1, dtype=torch.bool)
+                base, context = blank_hud(base, every, hud), blank_hud(context, every, hud)
         frame = self.sampler.sample(
             self.generator, base=base, context=stack_context(context), action=actions,
-            generator=self.noise, extra=extra, cond_ids=cond_ids,
+            generator=self.noise, extra=extra, cond_ids=cond_ids, steps=steps,
         )  # fmt: skip
         pixels = to_uint8(frame[0]).numpy()
         clock = self._lap("generator", clock)
         self.context.append(pixels)
         self.t += 1
-        if self.spatial:
+        if self.map is not None:
             self._write_map(pixels)
-            self.timings["spatial"] += (time.perf_counter() - clock) * 1000
+            self.timings["spatial"] = self.timings.get("spatial", 0.0) + self._since(clock)
         return self._step(pixels, events)
 
     def save_session(self, path: str | Path) -> None:
@@ -210,7 +224,7 @@ class GenerativeGame(Game):
             "format": SESSION_FORMAT,
             "game": self.spec.name,
             "t": self.t,
-            "modules": list(self.modules),
+            "modules": list(self.available),
             "values": self.record.values if self.record else None,
             "camera": self.record.camera if self.record else None,
         }
@@ -231,9 +245,9 @@ class GenerativeGame(Game):
             raise MaagError(f"{path} is not a maag session file")
         if meta["game"] != self.spec.name:
             raise MaagError(f"{path} is a {meta['game']} session, not {self.spec.name}")
-        if tuple(meta["modules"]) != self.modules:
+        if tuple(meta["modules"]) != self.available:
             raise MaagError(
-                f"{path} was saved with modules {meta['modules']}, not {list(self.modules)}"
+                f"{path} was saved with modules {meta['modules']}, not {list(self.available)}"
             )
         context = arrays["context"]
         if context.shape != (self.context_frames, *self.start_frames.shape[1:]):
@@ -246,7 +260,7 @@ class GenerativeGame(Game):
         if meta["values"] is not None:
             self.record = Record(self.spec, meta["values"], tuple(meta["camera"]))
         map_state = {k[4:]: v for k, v in arrays.items() if k.startswith("map.")}
-        self.map = SpatialMap.from_state(map_state) if self.spatial else None
+        self.map = SpatialMap.from_state(map_state) if "spatial" in self.available else None
         return self._step(context[-1].copy(), ())
 
     def _write_map(self, frame: np.ndarray) -> None:
@@ -262,9 +276,12 @@ class GenerativeGame(Game):
         return Step(frame, values, events if self.numerical else (), camera)
 
     def _lap(self, part: str, since: float) -> float:
-        now = time.perf_counter()
-        self.timings[part] = (now - since) * 1000
-        return now
+        self.timings[part] = self._since(since)
+        return time.perf_counter()
+
+    @staticmethod
+    def _since(clock: float) -> float:
+        return (time.perf_counter() - clock) * 1000
 
 
 def shipped_model(game: str) -> Path:
@@ -288,6 +305,7 @@ def save_model_folder(
     sampler_steps: int,
     provenance: dict[str, Any],
     logicnet: Any = None,
+    reveal_sampler_steps: int = 0,
 ) -> Path:
     """Write a playable model folder (weights as safetensors, config as JSON).
 
@@ -311,6 +329,7 @@ def save_model_folder(
         "game": spec.name,
         "spec": spec.to_dict(),
         "sampler_steps": sampler_steps,
+        "reveal_sampler_steps": reveal_sampler_steps,
         "provenance": provenance,
     }
     (staging / "model.json").write_text(json.dumps(config, indent=1))
@@ -356,10 +375,12 @@ def load(
     seed: int = 0,
     numerical: bool | None = None,
     spatial: bool | None = None,
+    reveal_sampler_steps: int | None = None,
 ) -> GenerativeGame:
     """The generative game in model folder `path` (checked to be of `game` when given).
 
-    A module switch left at None is on where the folder has the module.
+    A module switch left at None is on where the folder has the module; sampler settings
+    left at None are the folder's (model.json).
     """
     from maag.models.dit import FrameDiT
     from maag.models.logicnet import LogicNet
@@ -386,10 +407,15 @@ def load(
     if start_cameras.shape != (len(start_frames), 2):
         raise MaagError(f"start cameras in {path} have shape {start_cameras.shape}")
     steps = sampler_steps or config.get("sampler_steps", 1)
+    reveal_steps = (
+        config.get("reveal_sampler_steps", 0)
+        if reveal_sampler_steps is None
+        else reveal_sampler_steps
+    )
     from maag.games import GAMES
 
     definition = GAMES.get(spec.name)
     return GenerativeGame(
         generator, spec, start_frames, steps, seed, logicnet, numerical, start_cameras,
-        spatial, definition.sprite_mask if definition else None,
+        spatial, definition.sprite_mask if definition else None, reveal_steps,
     )  # fmt: skip

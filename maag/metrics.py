@@ -64,7 +64,8 @@ def teacher_forced_psnr(
         cond_ids = None
         if tokens:
             cond_ids = tokens.batch(batch["values"], torch.ones(n, dtype=torch.bool))
-            base = blank_hud(base, torch.ones(n, dtype=torch.bool), hud)
+            every = torch.ones(n, dtype=torch.bool)
+            base, context = blank_hud(base, every, hud), blank_hud(context, every, hud)
         elif config.num_cond_tokens:  # module off: null tokens, as in play
             cond_ids = torch.full((n, config.num_cond_tokens), DigitTokenizer.NULL)
         frames = sampler.sample(

@@ -68,12 +68,16 @@ class DigitTokenizer:
         return torch.where(keep[:, None], ids, torch.full_like(ids, self.NULL))
 
 
-def blank_hud(base: torch.Tensor, rows: torch.Tensor, hud_height: int) -> torch.Tensor:
-    """`base` with the HUD band left unknown (0) where `rows` (B,) is True: with the record's
-    digit tokens given, the generator draws the HUD from them instead of copying it."""
-    base = base.clone()
-    base[rows, :, :hud_height] = 0.0
-    return base
+def blank_hud(frames: torch.Tensor, rows: torch.Tensor, hud_height: int) -> torch.Tensor:
+    """`frames` (B, ..., H, W) with the HUD band left unknown (0) where `rows` (B,) is True.
+
+    Applied to the base and to every context frame whenever the record's digit tokens are
+    given: the generator then draws the HUD from the tokens alone and cannot copy (and so
+    carry forward) a mistake it drew in an earlier frame.
+    """
+    frames = frames.clone()
+    frames[rows, ..., :hud_height, :] = 0.0
+    return frames
 
 
 class Record:

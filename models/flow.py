@@ -46,10 +46,11 @@ def training_loss(
     generator: torch.Generator,
     extra: torch.Tensor | None = None,
     cond_ids: torch.Tensor | None = None,
+    one_step_share: float = 0.5,
 ) -> torch.Tensor:
     """MSE between the predicted and the true clean residual, at random flow times."""
     residual = target - base
-    sigma = sample_sigma(target.shape[0], generator).to(target.device)
+    sigma = sample_sigma(target.shape[0], generator, one_step_share).to(target.device)
     noise = torch.randn(residual.shape, generator=generator).to(target.device)
     s = sigma[:, None, None, None]
     noisy = (1 - s) * residual + s * noise
@@ -74,10 +75,11 @@ class FlowSampler:
         generator: torch.Generator,
         extra: torch.Tensor | None = None,
         cond_ids: torch.Tensor | None = None,
+        steps: int | None = None,
     ) -> torch.Tensor:
-        """The next frames (B, 3, H, W) in [-1, 1]."""
-        batch = base.shape[0]
-        self.scheduler.set_timesteps(sigmas=torch.linspace(1, 0, self.steps + 1)[:-1].tolist())
+        """The next frames (B, 3, H, W) in [-1, 1], in `steps` (default `self.steps`) steps."""
+        batch, steps = base.shape[0], steps or self.steps
+        self.scheduler.set_timesteps(sigmas=torch.linspace(1, 0, steps + 1)[:-1].tolist())
         x = torch.randn(base.shape, generator=generator).to(base.device)
         corruption = torch.zeros(batch, device=base.device)
         for i, t in enumerate(self.scheduler.timesteps):

@@ -54,7 +54,7 @@ def episode():
     return generate_episode("traveler", "wanderer", 300, seed=8, index=0)
 
 
-def play(episode, numerical=None, spatial=None):
+def play(episode, numerical=None, spatial=None, before_step=lambda game, t: None):
     generator = Replay(episode["frames"])
     game = GenerativeGame(
         generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(episode["events"]),
@@ -62,7 +62,9 @@ def play(episode, numerical=None, spatial=None):
         sprite_mask=get_game("traveler").sprite_mask,
     )  # fmt: skip
     steps = [game.reset(0)]
-    steps += [game.step(int(a)) for a in episode["actions"]]
+    for t, action in enumerate(episode["actions"]):
+        before_step(game, t)
+        steps.append(game.step(int(action)))
     return game, generator, steps
 
 
@@ -102,10 +104,26 @@ def test_every_switch_combination_plays(episode, numerical, spatial):
         m for m, on in (("numerical", numerical), ("spatial", spatial)) if on
     )
     assert (steps[-1].values != {}) == numerical
-    assert (steps[-1].camera is not None) == (numerical or spatial)
+    assert steps[-1].camera == tuple(episode["camera"][-1])  # tracked while switched off
     _, extra, cond_ids = generator.seen[-1]
     assert (extra[0, 3] > 0).any() == spatial  # no map view when the module is off
     assert (cond_ids != 0).any() == numerical  # null tokens when the module is off
+
+
+def test_switching_modules_mid_episode_keeps_the_record_and_map_exact(episode):
+    def flip(game, t):  # now and then, as a player pressing N or M would
+        if t % 7 == 0:
+            module = ("numerical", "spatial")[t // 7 % 2]
+            game.switch(module, not getattr(game, module))
+
+    game, generator, _ = play(episode, before_step=flip)
+    game.switch("numerical", True)
+    assert game.record.values["score"] == episode["values"][-1, 0]
+    assert game.record.camera == tuple(episode["camera"][-1])
+    _, extra, _ = generator.seen[-1]
+    assert game.spatial == (extra[0, 3] > 0).any()
+    with pytest.raises(maag.MaagError, match="no module"):
+        game.switch("telepathy", True)
 
 
 def test_a_model_without_the_module_refuses_to_switch_it_on(episode):
@@ -165,7 +183,7 @@ def test_foreign_or_damaged_sessions_are_refused(tmp_path):
         game.load_session(tmp_path / "x.safetensors")
     game.save_session(path)
     switched = tiny_full_game(maag.make("traveler").reset())
-    switched.spatial = False
+    switched.available = ("numerical",)  # as a model without the spatial module
     with pytest.raises(maag.MaagError, match="saved with modules"):
         switched.load_session(path)
 

@@ -49,6 +49,7 @@ def export_model(
     logicnet_run: str | None = None,
     half: bool = True,
     sampler_steps: int | None = None,
+    reveal_sampler_steps: int | None = None,
 ) -> Path:
     """Write model folder `out` from generator run `run` (and a LogicNet run).
 
@@ -77,4 +78,5 @@ def export_model(
     return save_model_folder(
         out, generator, spec, shard["frames"][:start_frames, 0], shard["camera"][:start_frames, 0],
         sampler_steps or recipe.sampler_steps, provenance, logicnet,
+        recipe.reveal_sampler_steps if reveal_sampler_steps is None else reveal_sampler_steps,
     )  # fmt: skip

@@ -31,7 +31,9 @@ class GeneratorRecipe(Recipe):
     map_dropout: float = 0.15  # share of examples without the map: the module can be off
     max_corruption: float = 0.2  # context noise augmentation, std in [-1, 1] units
     clean_share: float = 0.3  # share of examples trained with an uncorrupted context
+    one_step_share: float = 0.5  # share of examples at flow time 1 (the first sampler step)
     sampler_steps: int = 1  # default for play and evaluation
+    reveal_sampler_steps: int = 0  # steps where the map knows nothing of a newly seen place
 
 
 def build_generator(recipe: GeneratorRecipe, spec: GameSpec):
@@ -110,7 +112,7 @@ class GeneratorTask:
         if self.tokens:
             keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
             cond_ids = self.tokens.batch(batch["values"], keep).to(device)
-            base = blank_hud(base, keep, hud)
+            base, context = blank_hud(base, keep, hud), blank_hud(context, keep, hud)
         return training_loss(
             model,
             target=to_unit(batch["target"]).to(device),
@@ -119,6 +121,7 @@ class GeneratorTask:
             action=batch["action"].to(device),
             corruption=level.to(device),
             generator=noise,
+            one_step_share=recipe.one_step_share,
             cond_ids=cond_ids,
             extra=extra,
         )
