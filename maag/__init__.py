@@ -26,8 +26,9 @@ def load(
     seed: int = 0,
     numerical: bool | None = None,
     spatial: bool | None = None,
+    reveal_sampler_steps: int | None = None,
 ) -> Game:
     """The generative game in model folder `path`; modules on where it has them."""
     from maag.generative import load as load_model
 
-    return load_model(path, game, sampler_steps, seed, numerical, spatial)
+    return load_model(path, game, sampler_steps, seed, numerical, spatial, reveal_sampler_steps)

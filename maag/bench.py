@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from maag.data import episode_seeds, generate_episode
 from maag.errors import MaagError
-from maag.generative import GenerativeGame
+from maag.generative import MODULE_PARTS, GenerativeGame
 from maag.io import ensure_writable_dir, write_atomic
 from maag.metrics import psnr, teacher_forced_psnr
 from maag.spec import Game, GameDefinition, GameSpec
@@ -201,7 +201,7 @@ def summarise(traces: list[Trace], steps: int) -> dict[str, Any]:
     part_ms = {
         p: statistics.median(ms for t in traces for ms in t.part_ms.get(p, [])) for p in parts
     }
-    modules_ms = sum(ms for p, ms in part_ms.items() if p != "generator")
+    modules_ms = sum(ms for p, ms in part_ms.items() if p in MODULE_PARTS)
     return {
         "numcon": _mean([v for t in traces for v in t.numcon]),
         "event_f1": _event_f1(traces),

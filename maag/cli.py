@@ -81,18 +81,33 @@ def cmd_play(args: argparse.Namespace) -> None:
     from maag.games import get_game, make_agent
     from maag.play.recorder import Recorder
 
+    if args.compare and args.engine:
+        raise MaagError("--compare shows the engine beside a model; drop --engine")
+    if args.compare and args.headless:
+        raise MaagError("--compare is for the window; drop --headless")
+    if args.compare and args.load:
+        raise MaagError(
+            "--compare starts the model and the engine from the same reset; drop --load"
+        )
+    if args.engine and (args.no_numerical or args.no_spatial):
+        raise MaagError("--no-numerical/--no-spatial switch a model's modules; drop --engine")
+    if args.lockstep and args.headless:
+        raise MaagError("--lockstep is for the window (headless play always waits); drop it")
     definition = get_game(args.game)
     if args.engine:
         game, source = definition.engine(args.seed), "engine (ground truth)"
     else:
         from maag.generative import load, shipped_model
 
-        folder = args.model or shipped_model(args.game)
+        folder = Path(args.model or shipped_model(args.game))
         game = load(
             folder, game=args.game, sampler_steps=args.sampler_steps, seed=args.seed,
             reveal_sampler_steps=args.reveal_sampler_steps,
         )  # fmt: skip
-        source = f"model, {game.sampler_steps} sampler step(s)"
+        for module, off in (("numerical", args.no_numerical), ("spatial", args.no_spatial)):
+            if off and module in game.available:
+                game.switch(module, False)  # still there: N / M switch it back on
+        source = f"model {folder.resolve().name}"
     if (args.save or args.load) and args.engine:
         raise MaagError("--save and --load keep generative sessions; drop --engine")
     if args.save:
@@ -122,10 +137,11 @@ def cmd_play(args: argparse.Namespace) -> None:
             raise MaagError("--agent drives --headless play; in a window, you play")
         from maag.play.window import run_window
 
+        reference = definition.engine(args.seed) if args.compare else None
         try:
             run_window(
                 game, start, args.seed, args.fps, args.scale, f"maag {args.game}", source,
-                recorder,
+                recorder, reference=reference, lockstep=args.lockstep,
             )  # fmt: skip
         finally:
             if recorder and recorder.frames:
@@ -270,17 +286,27 @@ def build_parser() -> argparse.ArgumentParser:
         "play",
         help="play a game in a window, or headless with a scripted agent",
         description="Play the generative model (or with --engine the ground-truth game) in a "
-        "pygame window (arrows/WASD, R reset, Esc/Q quit), or with --headless let a scripted "
-        "agent play and optionally record a GIF.",
+        "pygame window (arrows/WASD move, R reset, N/M numerical/spatial module on/off, +/- "
+        "sampler steps, F12 record a GIF, H help, Esc/Q quit), or with --headless let a "
+        "scripted agent play and optionally record a GIF.",
     )
     play.add_argument(
         "game", nargs="?", default="traveler", help=f"one of: {', '.join(GAME_NAMES)}"
     )
     play.add_argument("--engine", action="store_true", help="play the ground-truth engine")
+    play.add_argument(
+        "--compare", action="store_true", help="show the engine beside the model, same keys"
+    )
     play.add_argument("--model", help="model folder (default: the shipped model of the game)")
     play.add_argument("--sampler-steps", type=_positive, help="generator steps per frame")
     play.add_argument(
         "--reveal-sampler-steps", type=_natural, help="steps where the map knows nothing (0: off)"
+    )
+    play.add_argument(
+        "--no-numerical", action="store_true", help="start with the numerical module off (N: on)"
+    )
+    play.add_argument(
+        "--no-spatial", action="store_true", help="start with the spatial module off (M: on)"
     )
     play.add_argument("--headless", action="store_true", help="no window: a scripted agent plays")
     play.add_argument("--steps", type=_positive, default=300, help="headless steps (default 300)")
@@ -290,7 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--save", help="save the session (record, map, context) here at the end")
     play.add_argument("--load", help="continue a saved session instead of starting anew")
     play.add_argument("--map", help="pre-fill the spatial map from a file (Traveler: .json, .png)")
-    play.add_argument("--fps", type=float, default=12.0, help="steps per second in the window")
+    play.add_argument("--fps", type=float, default=12.0, help="frames per second in the window")
+    play.add_argument(
+        "--lockstep", action="store_true", help="wait for every step (no dropped frames)"
+    )
     play.add_argument("--scale", type=_positive, default=8, help="window pixels per game pixel")
     play.set_defaults(handler=cmd_play)
     train = sub.add_parser(

@@ -29,6 +29,7 @@ from maag.io import write_atomic
 from maag.spec import Game, GameSpec, Step
 
 MODEL_FORMAT = "maag-model/1"
+MODULE_PARTS = ("logicnet", "record", "spatial")  # the parts of `timings` the modules take
 SESSION_FORMAT = "maag-session/1"
 
 
@@ -86,10 +87,14 @@ class GenerativeGame(Game):
             "numerical": logicnet is not None and self.tokens is not None,
             "spatial": logicnet is not None and self.map_inputs and bool(spec.moves),
         }
-        self.available = tuple(m for m, ok in has.items() if ok)
-        self.numerical = self.spatial = False
-        for name, wanted in (("numerical", numerical), ("spatial", spatial)):
-            self.switch(name, has[name] if wanted is None else wanted)
+        wanted = {"numerical": numerical, "spatial": spatial}
+        for name, on in wanted.items():
+            if on and not has[name]:
+                raise MaagError(f"this model has no {name} module")
+        # a module asked off here is left out altogether; one left at None can be switched
+        self.available = tuple(m for m in has if has[m] and wanted[m] is not False)
+        self.numerical = "numerical" in self.available
+        self.spatial = "spatial" in self.available
         self.sprite_mask = sprite_mask
         self.start_frames = start_frames
         self.start_cameras = (
@@ -99,7 +104,8 @@ class GenerativeGame(Game):
         self.reveal_sampler_steps = reveal_sampler_steps
         self.seed = seed
         self.noise: torch.Generator | None = None
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {}  # milliseconds per part of the last step
+        self.last_sampler_steps = 0  # sampler steps the last frame took
         self.custom_map: tuple[np.ndarray, tuple[int, int], np.ndarray] | None = None
 
     def use_custom_map(self, image: np.ndarray, origin: tuple[int, int], mask: np.ndarray) -> None:
@@ -109,13 +115,15 @@ class GenerativeGame(Game):
         self.custom_map = (image, origin, mask)
 
     def switch(self, module: str, on: bool) -> None:
-        """Switch a module on or off, also mid-episode: the record and the map are kept up
-        to date whenever the model has the module; the switch decides whether they
+        """Switch an available module on or off, also mid-episode: the record and the map
+        are kept up to date for every available module; the switch decides whether they
         condition the generator (and whether `Step.values` shows the record)."""
         if module not in ("numerical", "spatial"):
             raise MaagError(f"no module {module!r}: numerical or spatial")
         if on and module not in self.available:
-            raise MaagError(f"this model has no {module} module")
+            raise MaagError(
+                f"this game has no {module} module (the model lacks it or it was left out)"
+            )
         setattr(self, module, bool(on))
 
     @property
@@ -163,6 +171,7 @@ class GenerativeGame(Game):
         clock = time.perf_counter()
         context = to_unit(torch.from_numpy(np.stack(self.context)))[None]
         actions = torch.tensor([action])
+        clock = self._lap("inputs", clock)
         events: tuple[str, ...] = ()
         previous_camera = self.record.camera if self.record is not None else None
         if self.record is not None:
@@ -189,7 +198,7 @@ class GenerativeGame(Game):
             else:
                 canvas, known = np.zeros((*size, 3), np.uint8), np.zeros(size, bool)
             base, extra = generator_inputs(base, canvas[None], known[None], hud, moves, sprites)
-            clock = self._lap("spatial", clock)
+            clock = self._lap("spatial" if self.spatial else "inputs", clock)
         cond_ids = None
         if self.tokens:
             ids = self.tokens.encode(self.record.values) if self.numerical else self.tokens.null()
@@ -203,11 +212,12 @@ class GenerativeGame(Game):
         )  # fmt: skip
         pixels = to_uint8(frame[0]).numpy()
         clock = self._lap("generator", clock)
+        self.last_sampler_steps = steps
         self.context.append(pixels)
         self.t += 1
         if self.map is not None:
             self._write_map(pixels)
-            self.timings["spatial"] = self.timings.get("spatial", 0.0) + self._since(clock)
+            self._lap("spatial", clock)
         return self._step(pixels, events)
 
     def save_session(self, path: str | Path) -> None:
@@ -276,12 +286,10 @@ class GenerativeGame(Game):
         return Step(frame, values, events if self.numerical else (), camera)
 
     def _lap(self, part: str, since: float) -> float:
-        self.timings[part] = self._since(since)
-        return time.perf_counter()
-
-    @staticmethod
-    def _since(clock: float) -> float:
-        return (time.perf_counter() - clock) * 1000
+        """Add the milliseconds since `since` to `part`'s timing; returns now."""
+        now = time.perf_counter()
+        self.timings[part] = self.timings.get(part, 0.0) + (now - since) * 1000
+        return now
 
 
 def shipped_model(game: str) -> Path:
@@ -379,7 +387,8 @@ def load(
 ) -> GenerativeGame:
     """The generative game in model folder `path` (checked to be of `game` when given).
 
-    A module switch left at None is on where the folder has the module; sampler settings
+    A module switch left at None is on (and can be switched live) where the folder has the
+    module; False leaves the module out (nothing of it runs); sampler settings
     left at None are the folder's (model.json).
     """
     from maag.models.dit import FrameDiT

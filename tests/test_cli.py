@@ -102,7 +102,8 @@ def test_window_plays_synthetic_keys_and_keeps_the_recording_on_close(monkeypatc
     ]  # fmt: skip
     monkeypatch.setattr(window.pygame.event, "get", lambda: script.pop(0))
     out = tmp_path / "window.gif"
-    assert main(["play", "traveler", "--engine", "--fps", "1000", "--record", str(out)]) == 0
+    argv = ["play", "traveler", "--engine", "--fps", "1000", "--lockstep", "--record", str(out)]
+    assert main(argv) == 0
     video = iio.imread(out)
     # frames: 4 steps right (+4 buildings) then 1 noop then 1 step left; HUD reads score 4
     from maag.games.traveler import read_frame

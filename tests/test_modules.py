@@ -104,7 +104,7 @@ def test_every_switch_combination_plays(episode, numerical, spatial):
         m for m, on in (("numerical", numerical), ("spatial", spatial)) if on
     )
     assert (steps[-1].values != {}) == numerical
-    assert steps[-1].camera == tuple(episode["camera"][-1])  # tracked while switched off
+    assert (steps[-1].camera is not None) == (numerical or spatial)
     _, extra, cond_ids = generator.seen[-1]
     assert (extra[0, 3] > 0).any() == spatial  # no map view when the module is off
     assert (cond_ids != 0).any() == numerical  # null tokens when the module is off
