@@ -42,7 +42,11 @@ class Recorder:
                 iio.imwrite(tmp, video, extension=".gif", duration=1000 / self.fps, loop=0)
             else:
                 try:
-                    iio.imwrite(tmp, video, extension=".mp4", fps=self.fps)
+                    # the temporary name ends in .tmp: name the container for ffmpeg
+                    iio.imwrite(
+                        tmp, video, extension=".mp4", fps=self.fps,
+                        output_params=["-f", "mp4"], macro_block_size=2,
+                    )  # fmt: skip
                 except (ImportError, ValueError, OSError) as exc:
                     raise MaagError(f"cannot write MP4 ({exc}); record a .gif instead") from None
         return self.path
