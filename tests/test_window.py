@@ -304,7 +304,7 @@ def test_play_compare_with_the_shipped_model_records_both(monkeypatch, tmp_path)
     out = tmp_path / "compare.gif"
     scripted(monkeypatch, [[down(pygame.K_RIGHT)], [], [up(pygame.K_RIGHT)], [down(pygame.K_n)],
                            [pygame.event.Event(pygame.QUIT)]])  # fmt: skip
-    argv = ["play", "traveler", "--model", "models/traveler-full", "--compare", "--lockstep",
+    argv = ["play", "traveler", "--model", "models/traveler", "--compare", "--lockstep",
             "--fps", "1000", "--no-spatial", "--record", str(out)]  # fmt: skip
     assert main(argv) == 0
     video = iio.imread(out)
