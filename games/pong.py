@@ -16,7 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from maag.errors import MaagError
-from maag.spec import Effect, EventSpec, GameDefinition, GameSpec, Reading, Step, ValueSpec
+from maag.spec import (
+    Effect,
+    EventSpec,
+    GameDefinition,
+    GameSpec,
+    Judgement,
+    Reading,
+    Step,
+    ValueSpec,
+)
 
 from .common import Engine, RandomAgent, classify_pixels, hud_band, read_hud
 
@@ -250,9 +259,93 @@ _BALL_GREEN = (BALL_COLOUR[1] + max(BACKGROUND[1], LEFT_PADDLE[1], RIGHT_PADDLE[
 _PADDLE_BLUE = (RIGHT_PADDLE[2] + max(BACKGROUND[2], BALL_COLOUR[2])) // 2
 
 
+class PongReferee:
+    """Pong's rules on screen, judged from frame readings only.
+
+    The ball is followed from reading to reading with the rules' velocity: a serve's
+    velocity is unknown until its first step (which cannot reach a face), then walls turn
+    it and a paddle hit sends it back with the bounce speed of where it hit (the paddles as
+    read in the same frame). When the ball reaches a paddle face, the frame says what
+    happened: shown back at that face it bounced; shown nearer the serve column than the
+    face it left the field there, and the other side scores (when the ball cannot be read,
+    the rules decide from the paddle read). The player's paddle must have moved by the
+    action, clamped at the walls, from where it was last read. Pong has no places to
+    revisit: `visible` and `regions` are empty.
+    """
+
+    def __init__(self) -> None:
+        self.values = SPEC.initial_values()
+        self.velocity: tuple[int, int] | None = None  # unknown right after a serve
+        self.ball: tuple[int, int] | None = None
+        self.paddle = PADDLE_CENTRE
+
+    def start(self, reading: PongReading) -> Judgement:
+        self.ball = reading.ball
+        moved = reading.right_paddle == PADDLE_CENTRE
+        if reading.right_paddle is not None:
+            self.paddle = reading.right_paddle
+        return self._judgement((), moved)
+
+    def judge(self, action: int, reading: PongReading) -> Judgement:
+        move = MOVES[SPEC.actions[action]]
+        expected = min(max(self.paddle + move * PLAYER_SPEED, PADDLE_MIN), PADDLE_MAX)
+        moved = reading.right_paddle == expected
+        self.paddle = expected if reading.right_paddle is None else reading.right_paddle
+        events = self._follow_ball(reading)
+        self.values = SPEC.apply_events(self.values, events)
+        return self._judgement(events, moved)
+
+    def may_change(self, place: object, before: object, after: object) -> bool:
+        return False  # no places
+
+    def _follow_ball(self, reading: PongReading) -> tuple[str, ...]:
+        """The events of this step, and the ball's new position and velocity."""
+        shown, before = reading.ball, self.ball
+        if before is None or self.velocity is None:  # just served (or lost): learn its speed
+            if shown is not None and before is not None:
+                self.velocity = (shown[0] - before[0], shown[1] - before[1])
+            self.ball = shown
+            return ()
+        (x, y), (vx, vy) = before, self.velocity
+        y += vy
+        if not BALL_MIN_Y <= y <= BALL_MAX_Y:
+            y, vy = min(max(y, BALL_MIN_Y), BALL_MAX_Y), -vy
+        x += vx
+        events: tuple[str, ...] = ()
+        if x <= BALL_MIN_X or x >= BALL_MAX_X:  # reached a paddle face
+            on_left = x <= BALL_MIN_X
+            face = BALL_MIN_X if on_left else BALL_MAX_X
+            paddle = reading.left_paddle if on_left else reading.right_paddle
+            if shown is not None:
+                left_field = abs(shown[0] - SERVE_X) < abs(shown[0] - face)
+            else:
+                left_field = paddle is not None and not covers(paddle, y)
+            if left_field:
+                events = ("point_right",) if on_left else ("point_left",)
+                self.velocity, self.ball = None, shown
+                return events
+            x, vx = face, -vx
+            if paddle is not None:
+                vy = bounce_vy(paddle, y)
+        if shown is not None and shown != (x, y):
+            # not where the rules put it (a generated frame): go on from where it is shown
+            dx, dy = shown[0] - before[0], shown[1] - before[1]
+            if 0 < abs(dx) <= max(abs(v) for v in SERVE_VX) and abs(dy) <= MAX_VY:
+                vx, vy = dx, dy
+            x, y = shown
+        self.ball, self.velocity = (x, y), (vx, vy)
+        return events
+
+    def _judgement(self, events: tuple[str, ...], moved: bool) -> Judgement:
+        return Judgement(
+            events=events, values=dict(self.values), moved_as_ruled=moved, visible={}, regions={}
+        )
+
+
 GAME = GameDefinition(
     spec=SPEC,
     engine=PongEngine,
     read_frame=read_frame,
     agents={"tracker": Tracker, "random": RandomAgent},
+    referee=PongReferee,
 )

@@ -159,11 +159,13 @@ def play_episode(
                         content == before or referee.may_change(place, before, content)
                     )
                     trace.revisits.append((t, same))
-                    if pixels is not None and old_pixels is not None:
+                    # a change the rules allow (a pellet eaten) is no pixel error
+                    allowed_change = same and content != before
+                    if pixels is not None and old_pixels is not None and not allowed_change:
                         trace.revisit_squared_error += float(((pixels - old_pixels) ** 2).sum())
                         trace.revisit_pixels += pixels.size
             last_seen[place] = (content, pixels)
-        in_view = set(judgement.visible)
+        in_view = set(judgement.visible) | (set(judgement.hidden) & in_view)
     return trace
 
 

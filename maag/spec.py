@@ -197,6 +197,9 @@ class Judgement:
     moved_as_ruled: bool  # the player moved (on screen) as the action and the rules say
     visible: dict[Hashable, Any]  # world place -> content read there (None: illegible)
     regions: dict[Hashable, tuple[slice, slice]]  # world place -> its (rows, cols) in the frame
+    # world places in view whose content a moving sprite covers: neither read nor compared;
+    # a place seen, covered, then seen again without leaving the view is no revisit
+    hidden: frozenset = frozenset()
 
 
 class Referee(Protocol):
