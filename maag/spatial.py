@@ -353,25 +353,23 @@ def generator_inputs(
     last (B, 3, H, W) in [-1, 1] is the last context frame; canvas (B, h, w, 3) uint8 and
     known (B, h, w) bool are the map's views of the scene rows (below the HUD); moves
     (B, 2) is how far (x, y) the camera moved since the last frame; sprites (B, H, W) bool
-    marks the last frame's moving sprites. Base: on the last frame's sprites, the last
-    frame itself (sprites are not world: they stay where they were in the view and the
-    generator moves them); elsewhere the map's pixel where it knows it, else the last
-    frame's pixel of the same world place (sliding-window linking), else 0. Extra: the
-    canvas where known (0 elsewhere) and the known-mask as +1/-1.
+    marks the last frame's moving sprites. Base: the map's pixel where it knows it, else
+    the last frame's pixel of the same world place (sliding-window linking; sprites are not
+    world and do not move with it), else 0. Extra: the canvas where known (0 elsewhere) and
+    the known-mask as +1/-1.
     """
     full_canvas = torch.zeros_like(last)
     full_known = torch.zeros(last.shape[0], 1, *last.shape[2:], dtype=torch.bool)
     pixels = torch.from_numpy(np.ascontiguousarray(canvas)).permute(0, 3, 1, 2).float() / 127.5 - 1
     full_canvas[:, :, hud_height:] = pixels
     full_known[:, :, hud_height:] = torch.from_numpy(np.ascontiguousarray(known))[:, None]
-    on_sprite = torch.zeros_like(full_known)
+    linked = last.clone()
     if sprites is not None:
-        on_sprite = torch.from_numpy(np.array(sprites, dtype=bool))[:, None]
-    world = torch.where(on_sprite, 0.0, last)
-    linked = world.clone()
+        linked[torch.from_numpy(np.array(sprites, dtype=bool))[:, None].expand_as(linked)] = 0.0
+    world = linked.clone()
     for i, (dx, dy) in enumerate(np.zeros((len(last), 2), int) if moves is None else moves):
         linked[i, :, hud_height:] = _moved(world[i, :, hud_height:], -int(dx), -int(dy))
-    base = torch.where(on_sprite, last, torch.where(full_known, full_canvas, linked))
+    base = torch.where(full_known, full_canvas, linked)
     extra = torch.cat([full_canvas * full_known, full_known.float() * 2 - 1], dim=1)
     return base, extra
 

@@ -227,25 +227,3 @@ def test_map_history_without_keep_masks_and_at_the_ends():
         np.testing.assert_array_equal(g, e)
     with pytest.raises(MaagError, match="as many cameras"):
         MapHistory(scenes, cameras[:5])
-
-
-def test_generator_inputs_link_the_world_and_keep_sprites_in_view():
-    import torch
-
-    from maag.spatial import generator_inputs
-
-    hud, h, w = 2, 8, 8
-    last = torch.linspace(-1, 1, 3 * (hud + h) * w).view(1, 3, hud + h, w)
-    canvas = np.full((1, h, w, 3), 255, np.uint8)
-    known = np.zeros((1, h, w), bool)
-    known[0, :, 6:] = True  # the map knows the two right-most columns
-    sprites = np.zeros((1, hud + h, w), bool)
-    sprites[0, hud + 3, 6] = True  # a sprite on a place the map knows
-    sprites[0, hud + 4, 3] = True  # and one the camera move would carry away
-    base, extra = generator_inputs(last, canvas, known, hud, np.array([[1, 0]]), sprites)
-    assert torch.equal(base[0, :, hud + 3, 6], last[0, :, hud + 3, 6])  # sprite over map
-    assert torch.equal(base[0, :, hud + 4, 3], last[0, :, hud + 4, 3])  # sprite stays put
-    assert (base[0, :, hud + 4, 2] == 0).all()  # the world under it is not linked along
-    assert (base[0, :, hud:, 7][:, [0, 1, 2, 4, 5, 6, 7]] == 1).all()  # map wins elsewhere
-    assert torch.equal(base[0, :, hud, :5], last[0, :, hud, 1:6])  # linked: moved by 1
-    assert (extra[0, 3, hud:, 6:] == 1).all() and (extra[0, 3, hud:, :6] == -1).all()
