@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 play: setup
-	$(BIN)/maag play traveler
+	$(BIN)/maag play
 
 test: setup
 	$(BIN)/python -m pytest
