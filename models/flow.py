@@ -47,19 +47,15 @@ def training_loss(
     extra: torch.Tensor | None = None,
     cond_ids: torch.Tensor | None = None,
     one_step_share: float = 0.5,
-    pixel_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """MSE between the predicted and the true clean residual, at random flow times;
-    `pixel_weight` (B, 1, H, W), if given, weighs each pixel's squared error."""
+    """MSE between the predicted and the true clean residual, at random flow times."""
     residual = target - base
     sigma = sample_sigma(target.shape[0], generator, one_step_share).to(target.device)
     noise = torch.randn(residual.shape, generator=generator).to(target.device)
     s = sigma[:, None, None, None]
     noisy = (1 - s) * residual + s * noise
     predicted = model(noisy, sigma, base, context, action, corruption, extra, cond_ids)
-    if pixel_weight is None:
-        return F.mse_loss(predicted.float(), residual)
-    return (pixel_weight * (predicted.float() - residual) ** 2).mean()
+    return F.mse_loss(predicted.float(), residual)
 
 
 class FlowSampler:

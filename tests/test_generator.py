@@ -58,21 +58,6 @@ def test_untrained_generator_copies_its_base():
     assert torch.allclose(out, base, atol=1e-6)
 
 
-def test_pixel_weights_weigh_the_loss_where_they_say():
-    model = tiny_model()
-    target, base = torch.rand(2, 3, 64, 64) * 2 - 1, torch.zeros(2, 3, 64, 64)
-    args = (model, target, base, torch.zeros(2, 12, 64, 64), torch.tensor([0, 1]), torch.zeros(2))
-
-    def loss(weight):
-        return training_loss(*args, torch.Generator().manual_seed(0), pixel_weight=weight)
-
-    ones = torch.ones(2, 1, 64, 64)
-    assert torch.allclose(loss(None), loss(ones))
-    corner = torch.zeros(2, 1, 64, 64)
-    corner[..., :8, :8] = 1.0  # the untrained model predicts 0: the error is the target
-    assert torch.allclose(loss(corner), (target[..., :8, :8] ** 2).sum() / target.numel())
-
-
 def test_tiny_model_overfits_a_tiny_batch(data):
     episodes = load_episodes(data)
     batch = TransitionSampler(episodes, 4, seed=0).sample(4)

@@ -32,7 +32,6 @@ class GeneratorRecipe(Recipe):
     max_corruption: float = 0.2  # context noise augmentation, std in [-1, 1] units
     clean_share: float = 0.3  # share of examples trained with an uncorrupted context
     one_step_share: float = 0.5  # share of examples at flow time 1 (the first sampler step)
-    sprite_loss_weight: float = 1.0  # loss weight of the target's sprite pixels (the player)
     sampler_steps: int = 1  # default for play and evaluation
     reveal_sampler_steps: int = 0  # steps where the map knows nothing of a newly seen place
 
@@ -114,14 +113,6 @@ class GeneratorTask:
             keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
             cond_ids = self.tokens.batch(batch["values"], keep).to(device)
             base, context = blank_hud(base, keep, hud), blank_hud(context, keep, hud)
-        weight = None
-        if recipe.sprite_loss_weight != 1.0:
-            from maag.games import get_game
-
-            sprite_mask = get_game(self.spec.name).sprite_mask
-            sprites = torch.from_numpy(np.stack([sprite_mask(f) for f in batch["target"].numpy()]))
-            weight = (1.0 + (recipe.sprite_loss_weight - 1.0) * sprites.float())[:, None]
-            weight = weight.to(device)
         return training_loss(
             model,
             target=to_unit(batch["target"]).to(device),
@@ -131,7 +122,6 @@ class GeneratorTask:
             corruption=level.to(device),
             generator=noise,
             one_step_share=recipe.one_step_share,
-            pixel_weight=weight,
             cond_ids=cond_ids,
             extra=extra,
         )
