@@ -5,7 +5,9 @@ A maze is text (games/mazes/classic.txt, 28x31 tiles of 4 px): '#' wall, '.' pel
 the border is closed (no side tunnels). Frame 64x64: an 8-row HUD band with the score
 (left) and the lives (right); under it a view of 16x14 tiles that follows Pac-Man, keeping
 him at view tile (8, 7) where the maze allows and clamped at its border (a maze smaller than
-the view is padded with wall). Step.camera is the world pixel of the view's top-left.
+the view is padded with wall). Step.camera is the world pixel of the view's top-left,
+Step.player that of Pac-Man's tile and Step.bounds the (padded) maze's: the camera follows
+him as SPEC.follow declares, and death (and so a new game) puts him back at his start.
 
 One step, in this order (the events come out in the same order):
 1. Pac-Man moves one tile the chosen way; a wall stops him ("blocked"), noop keeps him.
@@ -39,6 +41,7 @@ from maag.errors import MaagError
 from maag.spec import (
     Effect,
     EventSpec,
+    Follow,
     GameDefinition,
     GameSpec,
     Judgement,
@@ -48,6 +51,10 @@ from maag.spec import (
 )
 
 from .common import COLOUR_TOLERANCE, Engine, RandomAgent, classify_pixels, hud_band, read_hud
+
+TILE = 4
+VIEW_COLS, VIEW_ROWS = 16, 14
+VIEW_PACMAN = (8, 7)  # the view tile (col, row) Pac-Man keeps when the maze allows
 
 SPEC = GameSpec(
     name="pacman",
@@ -63,21 +70,26 @@ SPEC = GameSpec(
         EventSpec("pellet", (Effect("score", "add", 10),)),
         EventSpec("power_pellet", (Effect("score", "add", 50),)),
         EventSpec("ghost_eaten", (Effect("score", "add", 200),)),
-        EventSpec("death", (Effect("lives", "add", -1),)),
-        EventSpec("level_cleared"),
-        EventSpec("new_game", (Effect("score", "set", 0), Effect("lives", "set", 3))),
+        EventSpec("death", (Effect("lives", "add", -1),), to_start=True),
+        EventSpec("level_cleared"),  # the pellets come back; nobody moves
+        EventSpec(
+            "new_game", (Effect("score", "set", 0), Effect("lives", "set", 3)), to_start=True
+        ),
         EventSpec("blocked"),
     ),
-    scroll=(4, 4),
+    scroll=(TILE, TILE),
+    # Pac-Man moves a tile per action; the view keeps his tile at VIEW_PACMAN, clamped at
+    # the maze's border (Step.player: his tile's top-left pixel; Step.bounds: the maze)
+    follow=Follow(
+        moves=((0, 0), (0, -TILE), (0, TILE), (-TILE, 0), (TILE, 0)),
+        anchor=(VIEW_PACMAN[0] * TILE, VIEW_PACMAN[1] * TILE),
+    ),
 )
 DIRS = ((0, -1), (-1, 0), (0, 1), (1, 0))  # (dcol, drow): up, left, down, right
 MOVES = {"noop": None, "up": 0, "left": 1, "down": 2, "right": 3}
 ACTION_MOVES = tuple(MOVES[a] for a in SPEC.actions)
 NO_DIR = -1
 
-TILE = 4
-VIEW_COLS, VIEW_ROWS = 16, 14
-VIEW_PACMAN = (8, 7)  # the view tile (col, row) Pac-Man keeps when the maze allows
 FRIGHT_STEPS = 30
 CLASSIC_MAZE = Path(__file__).parent / "mazes" / "classic.txt"
 CUSTOM_EXAMPLE = Path(__file__).parent / "mazes" / "custom_example.txt"  # for custom_map
@@ -399,7 +411,10 @@ class PacmanEngine(Engine):
         c, r = self.pacman
         y, x = hud + (r - cr) * TILE, (c - cc) * TILE
         frame[y : y + TILE, x : x + TILE] = _PACMAN_TILE
-        return Step(frame, dict(self.values), events, (x0, y0))
+        height, width = self._world.shape[:2]
+        return Step(
+            frame, dict(self.values), events, (x0, y0), (c * TILE, r * TILE), (0, 0, width, height)
+        )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ A model folder plays on its own:
     models/traveler/
       model.json                 game spec, context length, sampler steps, provenance
       generator/                 FrameDiT: config.json + diffusion_pytorch_model.safetensors
-      start_frames.safetensors   engine reset frames to start episodes from
+      start_frames.safetensors   engine reset frames to start episodes from, their cameras
+                                 and, where the camera follows the player (GameSpec.follow),
+                                 the player's start pixel and the world's bounds per frame
       README.md                  the model card
 """
 
@@ -47,6 +49,11 @@ class GenerativeGame(Game):
     The record (and so `Step.camera`) runs whenever a module is on; the baseline holds
     none: `Step.values` is empty and `Step.camera` None. `timings` holds the last step's
     milliseconds per part.
+
+    Where the camera follows the player (GameSpec.follow), each start frame comes with the
+    player's start (`start_players`, world pixels (x, y)) and the world's bounds
+    (`start_bounds`, left, top, right, bottom); without them the record tracks no camera
+    and the spatial module is not available.
     """
 
     def __init__(
@@ -62,6 +69,8 @@ class GenerativeGame(Game):
         spatial: bool | None = None,
         sprite_mask: Callable[[np.ndarray], np.ndarray] | None = None,
         reveal_sampler_steps: int = 0,
+        start_players: np.ndarray | None = None,
+        start_bounds: np.ndarray | None = None,
     ):
         from maag.models.flow import FlowSampler
         from maag.numerical import DigitTokenizer
@@ -83,13 +92,32 @@ class GenerativeGame(Game):
             logicnet.eval()
         self.logicnet = logicnet
         self.map_inputs = generator.config.extra_channels == 4
+        self.start_players = self.start_bounds = None
+        if spec.follow is not None and (start_players is not None or start_bounds is not None):
+            if start_players is None or start_bounds is None:
+                raise MaagError("start players and start bounds come together")
+            self.start_players = np.asarray(start_players)
+            self.start_bounds = np.asarray(start_bounds)
+            for what, array, width in (("players", start_players, 2), ("bounds", start_bounds, 4)):
+                if np.shape(array) != (len(start_frames), width):
+                    raise MaagError(
+                        f"start {what} have shape {np.shape(array)}, "
+                        f"not ({len(start_frames)}, {width})"
+                    )
+        tracks_camera = bool(spec.moves) or self.start_players is not None
         has = {
             "numerical": logicnet is not None and self.tokens is not None,
-            "spatial": logicnet is not None and self.map_inputs and bool(spec.moves),
+            "spatial": logicnet is not None and self.map_inputs and tracks_camera,
         }
         wanted = {"numerical": numerical, "spatial": spatial}
         for name, on in wanted.items():
             if on and not has[name]:
+                if name == "spatial" and spec.follow is not None and not tracks_camera:
+                    raise MaagError(
+                        f"the spatial module needs the player's start and the world's bounds "
+                        f"of each start frame, as {spec.name}'s camera follows the player: "
+                        "this model has none (export it again)"
+                    )
                 raise MaagError(f"this model has no {name} module")
         # a module asked off here is left out altogether; one left at None can be switched
         self.available = tuple(m for m in has if has[m] and wanted[m] is not False)
@@ -151,7 +179,13 @@ class GenerativeGame(Game):
         start = self.start_frames[index]
         self.context = deque([start] * self.context_frames, maxlen=self.context_frames)
         camera = tuple(int(c) for c in self.start_cameras[index])
-        self.record = Record(self.spec, camera=camera) if self.available else None
+        follow = {}
+        if self.start_players is not None:
+            follow = {
+                "player": tuple(int(c) for c in self.start_players[index]),
+                "bounds": tuple(int(c) for c in self.start_bounds[index]),
+            }
+        self.record = Record(self.spec, camera=camera, **follow) if self.available else None
         self.map = SpatialMap() if "spatial" in self.available else None
         self.t = 0
         self._write_map(start)
@@ -237,6 +271,7 @@ class GenerativeGame(Game):
             "modules": list(self.available),
             "values": self.record.values if self.record else None,
             "camera": self.record.camera if self.record else None,
+            **{k: getattr(self.record, k) for k in ("player", "home", "bounds") if self.record},
         }
         write_atomic(path, lambda tmp: save_file(arrays, str(tmp), {"session": json.dumps(meta)}))
 
@@ -268,7 +303,10 @@ class GenerativeGame(Game):
         self.t = meta["t"]
         self.record = None
         if meta["values"] is not None:
-            self.record = Record(self.spec, meta["values"], tuple(meta["camera"]))
+            self.record = Record(
+                self.spec, meta["values"],
+                **{k: _point(meta.get(k)) for k in ("camera", "player", "bounds", "home")},
+            )  # fmt: skip
         map_state = {k[4:]: v for k, v in arrays.items() if k.startswith("map.")}
         self.map = SpatialMap.from_state(map_state) if "spatial" in self.available else None
         return self._step(context[-1].copy(), ())
@@ -282,14 +320,21 @@ class GenerativeGame(Game):
 
     def _step(self, frame: np.ndarray, events: tuple[str, ...]) -> Step:
         values = dict(self.record.values) if self.numerical else {}
-        camera = self.record.camera if self.record is not None else None
-        return Step(frame, values, events if self.numerical else (), camera)
+        record = self.record
+        camera = record.camera if record is not None else None
+        player, bounds = (record.player, record.bounds) if record is not None else (None, None)
+        return Step(frame, values, events if self.numerical else (), camera, player, bounds)
 
     def _lap(self, part: str, since: float) -> float:
         """Add the milliseconds since `since` to `part`'s timing; returns now."""
         now = time.perf_counter()
         self.timings[part] = self.timings.get(part, 0.0) + (now - since) * 1000
         return now
+
+
+def _point(value: Any) -> tuple[int, ...] | None:
+    """A saved point or box (a JSON list) as a tuple; None stays None."""
+    return None if value is None else tuple(int(c) for c in value)
 
 
 def shipped_model(game: str) -> Path:
@@ -314,8 +359,14 @@ def save_model_folder(
     provenance: dict[str, Any],
     logicnet: Any = None,
     reveal_sampler_steps: int = 0,
+    start_players: np.ndarray | None = None,
+    start_bounds: np.ndarray | None = None,
 ) -> Path:
     """Write a playable model folder (weights as safetensors, config as JSON).
+
+    `start_players` (N, 2) and `start_bounds` (N, 4), where given, are the player's start
+    and the world's bounds (world pixels) at each start frame, for a camera that follows
+    the player (GameSpec.follow).
 
     The folder is built beside `out` and swapped in whole, so a failed export never
     leaves a half-written model; an existing model card (README.md) is kept.
@@ -331,6 +382,9 @@ def save_model_folder(
         "frames": np.ascontiguousarray(start_frames),
         "cameras": np.ascontiguousarray(start_cameras, dtype=np.int32),
     }
+    for key, array in (("players", start_players), ("bounds", start_bounds)):
+        if array is not None:
+            starts[key] = np.ascontiguousarray(array, dtype=np.int32)
     save_file(starts, str(staging / "start_frames.safetensors"))
     config = {
         "format": MODEL_FORMAT,
@@ -406,6 +460,7 @@ def load(
     try:
         starts = load_file(str(path / "start_frames.safetensors"))
         start_frames, start_cameras = starts["frames"], starts["cameras"]
+        start_players, start_bounds = starts.get("players"), starts.get("bounds")
     except (OSError, KeyError, SafetensorError) as exc:
         raise MaagError(f"start frames in {path} cannot be loaded: {exc}") from None
     expected = (spec.frame_height, spec.frame_width, 3)
@@ -427,4 +482,5 @@ def load(
     return GenerativeGame(
         generator, spec, start_frames, steps, seed, logicnet, numerical, start_cameras,
         spatial, definition.sprite_mask if definition else None, reveal_steps,
+        start_players, start_bounds,
     )  # fmt: skip

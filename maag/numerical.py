@@ -82,24 +82,65 @@ def blank_hud(frames: torch.Tensor, rows: torch.Tensor, hud_height: int) -> torc
 
 class Record:
     """The game's values, changed only by events' spec effects, always within range, and
-    the camera, moved by the actions (GameSpec.moves) unless a "blocked" event stops it."""
+    the camera: moved by the actions (GameSpec.moves) unless a "blocked" event stops it,
+    or, where the camera follows the player (GameSpec.follow), the player's position
+    moved the same way (and sent back to its start by "to_start" events) minus the
+    view anchor, clamped to the world's bounds. The camera is None where the spec has
+    neither, or where a following camera was given no player and bounds to start from."""
 
     def __init__(
         self,
         spec: GameSpec,
         values: Mapping[str, int] | None = None,
         camera: tuple[int, int] | None = None,
+        player: tuple[int, int] | None = None,
+        bounds: tuple[int, int, int, int] | None = None,
+        home: tuple[int, int] | None = None,
     ):
         self.spec = spec
         self.values = dict(spec.initial_values() if values is None else values)
         spec.check_values(self.values)
-        self.camera = camera if spec.moves else None
+        self.player = self.home = self.bounds = None
+        if spec.follow is None:
+            self.camera = camera if spec.moves else None
+            return
+        if player is None or bounds is None:
+            self.camera = None
+            return
+        self.player = _pair(player, "player")
+        self.home = self.player if home is None else _pair(home, "home")
+        self.bounds = tuple(int(b) for b in bounds)
+        left, top, right, bottom = self.bounds
+        if right <= left or bottom <= top:
+            raise MaagError(f"world bounds {self.bounds} are empty (left, top, right, bottom)")
+        self.camera = spec.follow.camera(self.player, self.bounds, spec.view_size)
+        if camera is not None and tuple(camera) != self.camera:
+            raise MaagError(
+                f"camera {tuple(camera)} is not where {spec.name}'s camera follows a player at "
+                f"{self.player} in a world of bounds {self.bounds}: {self.camera}"
+            )
 
     def apply(self, events: Iterable[str], action: int | None = None) -> dict[str, int]:
         """Apply `events` in order (and `action`'s move); returns the new values."""
         events = tuple(events)
         self.values = self.spec.apply_events(self.values, events)
-        if self.camera is not None and action is not None and "blocked" not in events:
+        if self.camera is None:
+            return dict(self.values)
+        if self.player is not None:
+            if action is not None and "blocked" not in events:
+                dx, dy = self.spec.follow.moves[action]
+                self.player = (self.player[0] + dx, self.player[1] + dy)
+            if any(self.spec.event(name).to_start for name in events):
+                self.player = self.home
+            self.camera = self.spec.follow.camera(self.player, self.bounds, self.spec.view_size)
+        elif action is not None and "blocked" not in events:
             (dx, dy), (sx, sy) = self.spec.moves[action], self.spec.scroll
             self.camera = (self.camera[0] + dx * sx, self.camera[1] + dy * sy)
         return dict(self.values)
+
+
+def _pair(point: Iterable[int], what: str) -> tuple[int, int]:
+    pair = tuple(int(c) for c in point)
+    if len(pair) != 2:
+        raise MaagError(f"{what} must be a world pixel (x, y), got {pair}")
+    return pair

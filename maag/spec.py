@@ -44,10 +44,39 @@ class Effect:
 
 @dataclass(frozen=True)
 class EventSpec:
-    """A game event and the value changes it causes (applied in order)."""
+    """A game event and the value changes it causes (applied in order); `to_start`: it
+    puts the player back at its start position (only where the camera follows a player)."""
 
     name: str
     effects: tuple[Effect, ...] = ()
+    to_start: bool = False
+
+
+@dataclass(frozen=True)
+class Follow:
+    """A camera that follows the player through a bounded world (GameSpec.follow).
+
+    The player moves by `moves[action]` world pixels (x, y) a step unless a "blocked"
+    event stops it, and goes back to its start position on an event with `to_start`.
+    The camera (the world pixel at the view's top-left) is then the player's position
+    minus `anchor`, clamped so the view stays within the world's bounds. The bounds are
+    not part of the spec (a custom world has others): they come with each start state,
+    as `Step.bounds`.
+    """
+
+    moves: tuple[tuple[int, int], ...]  # per action, the player's move in world pixels (x, y)
+    anchor: tuple[int, int]  # view pixel (x, y), below the HUD, the camera keeps the player at
+
+    def camera(
+        self, player: tuple[int, int], bounds: tuple[int, int, int, int], view: tuple[int, int]
+    ) -> tuple[int, int]:
+        """The camera for a player at world pixel `player` in a world of `bounds` (left,
+        top, right, bottom) seen through a view `view` (width, height) pixels large; a
+        world smaller than the view keeps the camera at its left or top edge."""
+        left, top, right, bottom = bounds
+        x = min(max(player[0] - self.anchor[0], left), max(left, right - view[0]))
+        y = min(max(player[1] - self.anchor[1], top), max(top, bottom - view[1]))
+        return x, y
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,43 @@ class GameSpec:
     # per action, the camera's move in scroll steps, unless a "blocked" event stops it;
     # empty where the camera does not simply follow the actions
     moves: tuple[tuple[int, int], ...] = ()
+    # or a camera that follows the player within the world's bounds (not both)
+    follow: Follow | None = None
+
+    def __post_init__(self) -> None:
+        where, view = f"game spec {self.name!r}", self.view_size
+        if self.moves and len(self.moves) != len(self.actions):
+            raise MaagError(
+                f"{where}: moves has {len(self.moves)} entries for {len(self.actions)} actions"
+            )
+        restarts = [e.name for e in self.events if e.to_start]
+        if self.follow is None:
+            if restarts:
+                raise MaagError(
+                    f"{where}: event {restarts[0]!r} puts the player back at its start, "
+                    "which needs a camera that follows the player (follow)"
+                )
+            return
+        if self.moves:
+            raise MaagError(f"{where}: the camera moves by moves or follows the player, not both")
+        if len(self.follow.moves) != len(self.actions):
+            raise MaagError(
+                f"{where}: follow.moves has {len(self.follow.moves)} entries "
+                f"for {len(self.actions)} actions"
+            )
+        if any(len(m) != 2 for m in self.follow.moves) or len(self.follow.anchor) != 2:
+            raise MaagError(f"{where}: follow.moves and follow.anchor are (x, y) pairs")
+        ax, ay = self.follow.anchor
+        if not (0 <= ax < view[0] and 0 <= ay < view[1]):
+            raise MaagError(
+                f"{where}: follow.anchor {self.follow.anchor} is outside the "
+                f"{view[0]}x{view[1]} view (x 0..{view[0] - 1}, y 0..{view[1] - 1} below the HUD)"
+            )
+
+    @property
+    def view_size(self) -> tuple[int, int]:
+        """(width, height) in pixels of the world the view shows under the HUD."""
+        return self.frame_width, self.frame_height - self.hud_height
 
     @property
     def value_names(self) -> tuple[str, ...]:
@@ -136,14 +202,26 @@ class GameSpec:
                 actions=tuple(d["actions"]),
                 values=tuple(ValueSpec(**v) for v in d["values"]),
                 events=tuple(
-                    EventSpec(e["name"], tuple(Effect(**f) for f in e["effects"]))
+                    EventSpec(
+                        e["name"],
+                        tuple(Effect(**f) for f in e["effects"]),
+                        bool(e.get("to_start", False)),
+                    )
                     for e in d["events"]
                 ),
                 scroll=tuple(d.get("scroll", (0, 0))),
                 moves=tuple(tuple(m) for m in d.get("moves", ())),
+                follow=None if d.get("follow") is None else _follow_from_dict(d["follow"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MaagError(f"malformed game spec: {exc}") from None
+
+
+def _follow_from_dict(d: Mapping[str, Any]) -> Follow:
+    return Follow(
+        moves=tuple((int(x), int(y)) for x, y in d["moves"]),
+        anchor=tuple(int(c) for c in d["anchor"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -154,6 +232,10 @@ class Step:
     values: dict[str, int]
     events: tuple[str, ...]  # an event may appear more than once (two ghosts eaten at once)
     camera: tuple[int, int]  # world pixel (x, y) shown at frame row hud_height, column 0
+    # where the camera follows the player (GameSpec.follow): the player's world pixel and
+    # the world's bounds (left, top, right, bottom) in pixels; None elsewhere
+    player: tuple[int, int] | None = None
+    bounds: tuple[int, int, int, int] | None = None
 
 
 class Game(ABC):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -74,9 +75,40 @@ def export_model(
     if half:
         generator = generator.to(torch.float16)
         logicnet = logicnet.to(torch.float16) if logicnet is not None else None
-    shard = Dataset(recipe.data, game=spec.name).load_shard(0)
+    dataset = Dataset(recipe.data, game=spec.name)
+    shard = dataset.load_shard(0)
+    frames, cameras = shard["frames"][:start_frames, 0], shard["camera"][:start_frames, 0]
+    players = bounds = None
+    if spec.follow is not None:
+        players, bounds = start_positions(spec, dataset.shards[0]["seeds"], frames, cameras)
     return save_model_folder(
-        out, generator, spec, shard["frames"][:start_frames, 0], shard["camera"][:start_frames, 0],
+        out, generator, spec, frames, cameras,
         sampler_steps or recipe.sampler_steps, provenance, logicnet,
         recipe.reveal_sampler_steps if reveal_sampler_steps is None else reveal_sampler_steps,
+        players, bounds,
     )  # fmt: skip
+
+
+def start_positions(
+    spec: GameSpec, seeds: list[list[int]], frames: np.ndarray, cameras: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The player's start (N, 2) and the world's bounds (N, 4) at each start frame, for a
+    camera that follows the player: the engine is reset with each episode's seed (as
+    `maag.data.generate_episode` did) and must draw the frame and camera the data holds."""
+    from maag.games import get_game
+
+    engine = get_game(spec.name).engine
+    players, bounds = [], []
+    for i, (frame, camera) in enumerate(zip(frames, cameras, strict=True)):
+        engine_seed = int(seeds[i][0])
+        step = engine(engine_seed).reset(engine_seed)
+        if not np.array_equal(step.frame, frame) or tuple(step.camera) != tuple(camera):
+            raise MaagError(
+                f"the {spec.name} engine no longer starts episode {i} of the data as it was "
+                "recorded: generate the data again"
+            )
+        if step.player is None or step.bounds is None:
+            raise MaagError(f"the {spec.name} engine's steps tell no player position and bounds")
+        players.append(step.player)
+        bounds.append(step.bounds)
+    return np.array(players, np.int32), np.array(bounds, np.int32)

@@ -1,0 +1,310 @@
+"""A camera that follows the player (GameSpec.follow): the record keeps Pac-Man's camera,
+clamped at the maze's border and back at the start after a death, exactly as the engine."""
+
+import dataclasses
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import maag
+from maag.data import episode_seeds, generate_episode
+from maag.errors import MaagError
+from maag.games import get_game, make_agent
+from maag.games.pacman import CUSTOM_EXAMPLE, PacmanEngine
+from maag.generative import GenerativeGame, load, save_model_folder
+from maag.models.flow import to_unit
+from maag.numerical import DigitTokenizer, Record, blank_hud
+from maag.spatial import generator_inputs
+from maag.spec import EventSpec, Follow, GameSpec
+from maag.transitions import MapViews
+
+PACMAN = get_game("pacman")
+SPEC = PACMAN.spec
+SMALL_MAZE = "##########\n#P..G..G.#\n#.######.#\n#........#\n##########\n"
+
+
+def follow_engine(engine, agent, steps, spec=SPEC):
+    """Play `engine` with `agent`, a record fed the engine's events and actions beside it;
+    yields (engine step, record) after every step."""
+    step = engine.reset()
+    record = Record(spec, camera=step.camera, player=step.player, bounds=step.bounds)
+    yield step, record
+    for _ in range(steps):
+        action = agent.act(step)
+        step = engine.step(action)
+        record.apply(step.events, action)
+        yield step, record
+
+
+@pytest.mark.parametrize(
+    "maze, agent, seed",
+    [
+        (None, "seeker", 0), (None, "seeker", 1), (None, "random", 2),
+        (CUSTOM_EXAMPLE, "seeker", 3), (CUSTOM_EXAMPLE, "random", 4),
+        (SMALL_MAZE, "random", 5),
+    ],
+)  # fmt: skip
+def test_the_record_keeps_the_engine_camera(maze, agent, seed):
+    engine = PacmanEngine(seed, maze=maze)
+    xs, ys, events = set(), set(), []
+    for step, record in follow_engine(engine, make_agent("pacman", agent, seed), 3000):
+        assert record.camera == step.camera, len(events)
+        assert record.player == step.player, len(events)
+        xs.add(step.camera[0])
+        ys.add(step.camera[1])
+        events += step.events
+    assert "death" in events and "new_game" in events
+    left, top, right, bottom = step.bounds
+    if maze == SMALL_MAZE:  # smaller than the view: padded, the camera never moves
+        assert (xs, ys) == ({0}, {0})
+    elif agent == "seeker":  # the seeker roams the maze: the camera meets every border
+        assert (min(xs), max(xs)) == (left, right - 64)
+        assert (min(ys), max(ys)) == (top, bottom - 56)
+
+
+def test_the_start_flags_and_the_bounds_matter():
+    """Without the death's `to_start` flag, or with the world unbounded, the record strays."""
+    events = tuple(dataclasses.replace(e, to_start=False) for e in SPEC.events)
+    no_restart = dataclasses.replace(SPEC, events=events)
+    engine = PacmanEngine(0)
+    first = engine.reset()
+    records = {
+        "no restart": Record(no_restart, player=first.player, bounds=first.bounds),
+        "unbounded": Record(SPEC, player=first.player, bounds=(-9999, -9999, 9999, 9999)),
+    }
+    agent, step, strayed = make_agent("pacman", "random", 0), first, set()
+    for _ in range(500):
+        action = agent.act(step)
+        step = engine.step(action)
+        for name, record in records.items():
+            record.apply(step.events, action)
+            if record.camera != step.camera:
+                strayed.add(name)
+    assert strayed == set(records)
+
+
+# -- the generative game ---------------------------------------------------------------
+
+
+class Replay(torch.nn.Module):
+    """A stand-in generator drawing a recorded episode's frames; keeps its inputs."""
+
+    def __init__(self, frames):
+        super().__init__()
+        tokens = DigitTokenizer(SPEC)
+        self.config = SimpleNamespace(
+            context_frames=4, extra_channels=4, num_cond_tokens=tokens.num_tokens
+        )
+        self.frames, self.t, self.seen = frames, 0, []
+
+    def forward(self, noisy, sigma, base, context, action, corruption, extra=None, cond_ids=None):
+        self.t += 1
+        self.seen.append((base.clone(), None if extra is None else extra.clone()))
+        return to_unit(torch.from_numpy(self.frames[self.t]))[None] - base
+
+
+class EngineEvents(torch.nn.Module):
+    """A stand-in LogicNet reporting the recorded episode's events (in spec order)."""
+
+    def __init__(self, events):
+        super().__init__()
+        self.config = SimpleNamespace(event_names=SPEC.event_names, context_frames=1)
+        self.events, self.t = events, 0
+
+    def predict(self, context, action):
+        self.t += 1
+        return torch.from_numpy(self.events[self.t][None].astype(np.int64))
+
+
+@pytest.fixture(scope="module")
+def episode():
+    """A seeker's episode with deaths (camera jumps back) and clamped cameras, and the
+    engine's player position at every step, replayed from the episode's seed."""
+    steps, seed = 400, 9
+    episode = generate_episode("pacman", "seeker", steps, seed=seed, index=0)
+    engine_seed, _ = episode_seeds(seed, 0)
+    engine = PACMAN.engine(engine_seed)
+    start = engine.reset(engine_seed)
+    players = [start.player] + [engine.step(int(a)).player for a in episode["actions"]]
+    death = list(SPEC.event_names).index("death")
+    assert episode["events"][:, death].sum() >= 1
+    cameras = episode["camera"]
+    assert {0, start.bounds[2] - 64} <= set(cameras[:, 0])  # clamped left and right
+    assert {0, start.bounds[3] - 56} <= set(cameras[:, 1])  # and at the top and bottom
+    return episode | {"player": np.array(players), "bounds": np.array([start.bounds])}
+
+
+def play(episode, **switches):
+    generator = Replay(episode["frames"])
+    game = GenerativeGame(
+        generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(episode["events"]),
+        start_cameras=episode["camera"][:1], sprite_mask=PACMAN.sprite_mask,
+        start_players=episode["player"][:1], start_bounds=episode["bounds"], **switches,
+    )  # fmt: skip
+    steps = [game.reset(0)]
+    for action in episode["actions"]:
+        steps.append(game.step(int(action)))
+    return game, generator, steps
+
+
+def test_play_follows_the_engine_and_builds_the_map_views_training_sees(episode):
+    game, generator, steps = play(episode)
+    assert game.modules == ("numerical", "spatial")
+    assert [s.camera for s in steps] == [tuple(c) for c in episode["camera"]]
+    assert [s.player for s in steps] == [tuple(p) for p in episode["player"]]
+    assert [list(s.values.values()) for s in steps] == episode["values"].tolist()
+    views = MapViews({k: v[None] for k, v in episode.items()}, SPEC, PACMAN.sprite_mask)
+    hud = SPEC.hud_height
+    for t in range(1, len(episode["frames"])):
+        batch = views.views(np.zeros(1, int), np.array([t]))
+        last = to_unit(torch.from_numpy(episode["frames"][t - 1]))[None]
+        moves = (episode["camera"][t] - episode["camera"][t - 1])[None]
+        base, extra = generator_inputs(
+            last, batch["canvas"], batch["known"], hud, moves, batch["sprites"]
+        )
+        base = blank_hud(base, torch.ones(1, dtype=torch.bool), hud)  # digits from tokens
+        played_base, played_extra = generator.seen[t - 1]
+        assert torch.equal(played_extra, extra), t
+        assert torch.equal(played_base, base), t
+    known = [extra[0, 3] > 0 for _, extra in generator.seen]
+    assert max(k.float().mean() for k in known) > 0.8  # coming back shows what was seen
+
+
+def test_the_camera_runs_with_the_numerical_module_alone(episode):
+    game, _, steps = play(episode, spatial=False)
+    assert game.modules == ("numerical",)
+    assert [s.camera for s in steps] == [tuple(c) for c in episode["camera"]]
+
+
+def test_without_start_positions_there_is_no_spatial_module(episode):
+    generator = Replay(episode["frames"])
+    logicnet = EngineEvents(episode["events"])
+    game = GenerativeGame(generator, SPEC, episode["frames"][:1], logicnet=logicnet)
+    assert game.available == ("numerical",)
+    assert game.reset(0).camera is None
+    with pytest.raises(MaagError, match="needs the player's start and the world's bounds"):
+        GenerativeGame(generator, SPEC, episode["frames"][:1], logicnet=logicnet, spatial=True)
+    with pytest.raises(MaagError, match=r"start bounds have shape \(2, 4\), not \(1, 4\)"):
+        GenerativeGame(
+            generator, SPEC, episode["frames"][:1], logicnet=logicnet,
+            start_players=episode["player"][:1], start_bounds=np.zeros((2, 4)),
+        )  # fmt: skip
+
+
+def tiny_full_game(**starts):
+    from maag.models.dit import FrameDiT
+    from maag.models.logicnet import LogicNet
+
+    torch.manual_seed(0)
+    tokens = DigitTokenizer(SPEC)
+    generator = FrameDiT(
+        hidden_size=32, depth=1, num_heads=2, extra_channels=4, hud_height=8,
+        num_actions=len(SPEC.actions), cond_vocab_size=tokens.vocab_size,
+        num_cond_tokens=tokens.num_tokens,
+    )  # fmt: skip
+    logicnet = LogicNet(event_names=SPEC.event_names, num_actions=len(SPEC.actions), width=8)
+    return generator, logicnet
+
+
+def test_a_model_folder_keeps_the_start_positions_and_sessions_continue(tmp_path):
+    generator, logicnet = tiny_full_game()
+    start = maag.make("pacman").reset()
+    save_model_folder(
+        tmp_path / "m", generator, SPEC, start.frame[None], np.array([start.camera]), 2,
+        {"test": True}, logicnet, start_players=np.array([start.player]),
+        start_bounds=np.array([start.bounds]),
+    )  # fmt: skip
+    game = load(tmp_path / "m")
+    assert game.available == ("numerical", "spatial")
+    first = game.reset(0)
+    assert (first.camera, first.player, first.bounds) == (start.camera, start.player, start.bounds)
+    game.record.apply(["death"], SPEC.actions.index("left"))  # back home, whatever the move
+    assert (game.record.player, game.record.camera) == (start.player, start.camera)
+    actions = [3, 3, 1, 4, 2, 0, 3, 3, 1, 1] * 2
+    for a in actions:
+        game.step(a)
+    game.save_session(tmp_path / "s.safetensors")
+    expected = [game.step(a) for a in actions]
+    other = load(tmp_path / "m")
+    other.load_session(tmp_path / "s.safetensors")
+    assert other.record.home == start.player
+    for a, want in zip(actions, expected, strict=True):
+        got = other.step(a)
+        assert np.array_equal(got.frame, want.frame)
+        assert (got.values, got.camera, got.player) == (want.values, want.camera, want.player)
+    # a folder whose start camera is not where the camera follows the player is refused
+    save_model_folder(
+        tmp_path / "bad", generator, SPEC, start.frame[None], np.array([(0, 0)]), 2,
+        {"test": True}, logicnet, start_players=np.array([start.player]),
+        start_bounds=np.array([start.bounds]),
+    )  # fmt: skip
+    with pytest.raises(MaagError, match=r"camera \(0, 0\) is not where pacman's camera follows"):
+        load(tmp_path / "bad").reset(0)
+
+
+def test_export_finds_the_start_positions_from_the_data_seeds(tmp_path):
+    from maag.data import Dataset, write_dataset
+    from maag.train.export import start_positions
+
+    write_dataset("pacman", "random", 3, 2, tmp_path / "d", seed=7, progress=False)
+    dataset = Dataset(tmp_path / "d")
+    shard = dataset.load_shard(0)
+    frames, cameras = shard["frames"][:, 0], shard["camera"][:, 0]
+    players, bounds = start_positions(SPEC, dataset.shards[0]["seeds"], frames, cameras)
+    start = maag.make("pacman").reset()
+    assert players.tolist() == [list(start.player)] * 3
+    assert bounds.tolist() == [list(start.bounds)] * 3
+    frames = frames.copy()
+    frames[1, 30, 30] ^= 255
+    with pytest.raises(MaagError, match="no longer starts episode 1"):
+        start_positions(SPEC, dataset.shards[0]["seeds"], frames, cameras)
+
+
+# -- the spec --------------------------------------------------------------------------
+
+
+def test_follow_settings_round_trip_and_old_specs_load():
+    assert GameSpec.from_dict(json.loads(json.dumps(SPEC.to_dict()))) == SPEC
+    old = SPEC.to_dict()
+    del old["follow"]
+    for event in old["events"]:
+        del event["to_start"]
+    assert GameSpec.from_dict(old) == dataclasses.replace(
+        SPEC, follow=None, events=tuple(dataclasses.replace(e, to_start=False) for e in SPEC.events)
+    )
+    folder = Path(__file__).parents[1] / "models" / "traveler"
+    shipped = json.loads((folder / "model.json").read_text())["spec"]
+    assert "follow" not in shipped
+    assert GameSpec.from_dict(shipped) == get_game("traveler").spec
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"follow": Follow(SPEC.follow.moves, (64, 0))}, r"anchor \(64, 0\) is outside the 64x56"),
+        ({"follow": Follow(SPEC.follow.moves, (0, -1))}, "outside the 64x56 view"),
+        ({"follow": Follow(SPEC.follow.moves[:3], (32, 28))}, "3 entries for 5 actions"),
+        ({"moves": ((0, 0),) * 5}, "by moves or follows the player, not both"),
+        (
+            {"follow": None, "events": (EventSpec("death", to_start=True),)},
+            "'death' puts the player back at its start, which needs a camera that follows",
+        ),
+    ],
+)
+def test_inconsistent_follow_settings_are_refused(change, message):
+    with pytest.raises(MaagError, match=message):
+        dataclasses.replace(SPEC, **change)
+
+
+def test_a_malformed_follow_in_a_file_is_refused():
+    spec = SPEC.to_dict()
+    spec["follow"] = {"moves": [[0, 0, 1]] * 5, "anchor": [32, 28]}
+    with pytest.raises(MaagError, match="malformed game spec"):
+        GameSpec.from_dict(spec)
+    spec["follow"] = {"moves": [[0, 0]] * 5, "anchor": [32, 99]}
+    with pytest.raises(MaagError, match="outside the 64x56 view"):
+        GameSpec.from_dict(spec)
