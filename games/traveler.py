@@ -194,13 +194,14 @@ class Wanderer:
 
 
 _SPRITES = np.zeros((SPEC.frame_height, SPEC.frame_width), dtype=bool)
-_SPRITES[PLAYER_TOP - 1 : PLAYER_TOP + PLAYER_SIZE[0] + 1, PLAYER_LEFT - 1 : PLAYER_LEFT + 7] = True
+_SPRITES[PLAYER_TOP - 1 : GROUND_TOP, PLAYER_LEFT - 1 : PLAYER_LEFT + 7] = True  # not the ground
 _SPRITES.flags.writeable = False
 
 
 def sprite_mask(frame: np.ndarray) -> np.ndarray:
-    """The player's block (widened by a pixel): it moves with the camera, the map must not
-    keep it. It always stands at the same place in the view."""
+    """The player's block (widened by a pixel, but not into the ground, which the block
+    never covers): it moves with the camera, the map must not keep it. It always stands at
+    the same place in the view."""
     return _SPRITES
 
 
