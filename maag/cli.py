@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--save", help="save the session (record, map, context) here at the end")
     play.add_argument("--load", help="continue a saved session instead of starting anew")
     play.add_argument("--map", help="pre-fill the spatial map from a file (Traveler: .json, .png)")
-    play.add_argument("--fps", type=float, default=12.0, help="frames per second in the window")
+    play.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     play.add_argument(
         "--lockstep", action="store_true", help="wait for every step (no dropped frames)"
     )
