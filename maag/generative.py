@@ -196,12 +196,21 @@ class GenerativeGame(Game):
     def step(self, action: int) -> Step:
         if self.noise is None:
             raise MaagError("call reset() before step()")
+        action = self.spec.check_action(action)
+        self.timings = {}
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny tensors: waking a thread pool per op costs more
+        try:
+            return self._advance(action, threads)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _advance(self, action: int, threads: int) -> Step:
+        """One step; the generator runs on `threads` threads, everything else on one."""
         from maag.models.flow import stack_context, to_uint8, to_unit
         from maag.numerical import blank_hud
         from maag.spatial import generator_inputs
 
-        action = self.spec.check_action(action)
-        self.timings = {}
         clock = time.perf_counter()
         context = to_unit(torch.from_numpy(np.stack(self.context)))[None]
         actions = torch.tensor([action])
@@ -240,10 +249,12 @@ class GenerativeGame(Game):
             if self.numerical:
                 every = torch.ones(1, dtype=torch.bool)
                 base, context = blank_hud(base, every, hud), blank_hud(context, every, hud)
+        torch.set_num_threads(threads)
         frame = self.sampler.sample(
             self.generator, base=base, context=stack_context(context), action=actions,
             generator=self.noise, extra=extra, cond_ids=cond_ids, steps=steps,
         )  # fmt: skip
+        torch.set_num_threads(1)
         pixels = to_uint8(frame[0]).numpy()
         clock = self._lap("generator", clock)
         self.last_sampler_steps = steps
