@@ -39,6 +39,7 @@ import numpy as np
 
 from maag.errors import MaagError
 from maag.spec import (
+    CustomMap,
     Effect,
     EventSpec,
     Follow,
@@ -1090,13 +1091,16 @@ def maze_image(maze: Maze) -> np.ndarray:
     )
 
 
-def custom_map(path: str) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+def custom_map(path: str) -> CustomMap:
     """A user's maze (the text format of games/mazes/classic.txt) for the spatial module to
     start from: the whole maze as a level starts, at the world place the engine draws it
-    (its top-left tile at world pixel (0, 0)). A damaged file is a MaagError naming the
-    problem."""
-    image = maze_image(load_maze(Path(path)))
-    return image, (0, 0), np.ones(image.shape[:2], dtype=bool)
+    (its top-left tile at world pixel (0, 0)), and the engine's first step in it (Pac-Man
+    on the maze's own start tile, the camera clamped at its own border). A damaged file is
+    a MaagError naming the problem."""
+    maze = load_maze(Path(path))
+    image = maze_image(maze)
+    start = PacmanEngine(0, maze=maze).reset()
+    return CustomMap(image, (0, 0), np.ones(image.shape[:2], dtype=bool), start)
 
 
 GAME = GameDefinition(

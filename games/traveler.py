@@ -14,6 +14,7 @@ import numpy as np
 
 from maag.errors import MaagError
 from maag.spec import (
+    CustomMap,
     Effect,
     EventSpec,
     GameDefinition,
@@ -209,7 +210,7 @@ COLOUR_NAMES = ("red", "orange", "yellow", "green", "teal", "blue", "purple", "p
 SCENE_HEIGHT = SPEC.frame_height - SPEC.hud_height
 
 
-def custom_map(path: str) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+def custom_map(path: str) -> CustomMap:
     """A user's Traveler map for the spatial module to start from.
 
     - `.json`: {"buildings": {"CELL": [COLOUR, HEIGHT], ...}}, COLOUR a palette index or
@@ -236,7 +237,7 @@ def custom_map(path: str) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
             mask = np.repeat([c in cells for c in range(first, last + 1)], CELL)[None].repeat(
                 SCENE_HEIGHT, 0
             )
-            return image, (first * CELL, 0), mask
+            return CustomMap(image, (first * CELL, 0), mask)
         pixels = iio.imread(path)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise MaagError(f"map {path} cannot be read: {exc}") from None
@@ -245,7 +246,7 @@ def custom_map(path: str) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
             f"map {path} must be an RGB(A) image {SCENE_HEIGHT} px tall, got {pixels.shape}"
         )
     mask = pixels[..., 3] > 0 if pixels.shape[2] == 4 else np.ones(pixels.shape[:2], bool)
-    return np.ascontiguousarray(pixels[..., :3]), (CELL, 0), mask
+    return CustomMap(np.ascontiguousarray(pixels[..., :3]), (CELL, 0), mask)
 
 
 def _building(entry) -> tuple[int, int]:

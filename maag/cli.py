@@ -119,7 +119,9 @@ def cmd_play(args: argparse.Namespace) -> None:
             raise MaagError(
                 f"--map pre-fills a generative {args.game}'s spatial map; drop --engine"
             )
-        game.use_custom_map(*definition.custom_map(args.map))
+        if args.compare:
+            raise MaagError("--compare plays the engine's own world beside the model; drop --map")
+        game.use_custom_map(definition.custom_map(args.map))
 
     def start():
         return game.load_session(args.load) if args.load else game.reset(args.seed)

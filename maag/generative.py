@@ -28,7 +28,7 @@ from safetensors.numpy import load_file, save_file
 
 from maag.errors import MaagError
 from maag.io import write_atomic
-from maag.spec import Game, GameSpec, Step
+from maag.spec import CustomMap, Game, GameSpec, Step
 
 MODEL_FORMAT = "maag-model/1"
 MODULE_PARTS = ("logicnet", "record", "spatial")  # the parts of `timings` the modules take
@@ -134,13 +134,17 @@ class GenerativeGame(Game):
         self.noise: torch.Generator | None = None
         self.timings: dict[str, float] = {}  # milliseconds per part of the last step
         self.last_sampler_steps = 0  # sampler steps the last frame took
-        self.custom_map: tuple[np.ndarray, tuple[int, int], np.ndarray] | None = None
+        self.custom_map: CustomMap | None = None
 
-    def use_custom_map(self, image: np.ndarray, origin: tuple[int, int], mask: np.ndarray) -> None:
-        """Pre-fill the spatial map with a user's world at every reset (map customisation)."""
+    def use_custom_map(self, custom: CustomMap) -> None:
+        """Start every reset from a user's world: the map pre-filled with it and, where it
+        brings its own start (a Pac-Man maze), that start's frame, camera and player."""
         if "spatial" not in self.available:
             raise MaagError("a custom map needs the spatial module")
-        self.custom_map = (image, origin, mask)
+        start = custom.start
+        if start is not None and start.frame.shape != self.start_frames.shape[1:]:
+            raise MaagError(f"the custom map's start frame has shape {start.frame.shape}")
+        self.custom_map = custom
 
     def switch(self, module: str, on: bool) -> None:
         """Switch an available module on or off, also mid-episode: the record and the map
@@ -176,21 +180,25 @@ class GenerativeGame(Game):
         seed = self.seed if seed is None else seed
         self.noise = torch.Generator().manual_seed(seed)
         index = np.random.default_rng(seed).integers(len(self.start_frames))
-        start = self.start_frames[index]
-        self.context = deque([start] * self.context_frames, maxlen=self.context_frames)
-        camera = tuple(int(c) for c in self.start_cameras[index])
+        start, camera = self.start_frames[index], tuple(int(c) for c in self.start_cameras[index])
         follow = {}
         if self.start_players is not None:
             follow = {
                 "player": tuple(int(c) for c in self.start_players[index]),
                 "bounds": tuple(int(c) for c in self.start_bounds[index]),
             }
+        if self.custom_map is not None and self.custom_map.start is not None:
+            own = self.custom_map.start
+            start, camera = own.frame, own.camera
+            follow = {"player": own.player, "bounds": own.bounds} if follow else {}
+        self.context = deque([start] * self.context_frames, maxlen=self.context_frames)
         self.record = Record(self.spec, camera=camera, **follow) if self.available else None
         self.map = SpatialMap() if "spatial" in self.available else None
         self.t = 0
         self._write_map(start)
         if self.map is not None and self.custom_map is not None:
-            self.map.prefill(*self.custom_map)
+            custom = self.custom_map
+            self.map.prefill(custom.image, custom.origin, custom.mask)
         return self._step(start.copy(), ())
 
     def step(self, action: int) -> Step:

@@ -238,6 +238,18 @@ class Step:
     bounds: tuple[int, int, int, int] | None = None
 
 
+@dataclass(frozen=True)
+class CustomMap:
+    """A user's world for the spatial module to start from (map customisation)."""
+
+    image: np.ndarray  # (h, w, 3) uint8 world pixels
+    origin: tuple[int, int]  # world pixel (x, y) of image[0, 0]
+    mask: np.ndarray  # (h, w) bool: the pixels the user painted
+    # the world's own first step (frame, camera, player, bounds) where it starts elsewhere
+    # than the worlds the model was trained on (a Pac-Man maze); None: the model's own start
+    start: Step | None = None
+
+
 class Game(ABC):
     """A playable game: a ground-truth engine or a generative model."""
 
@@ -307,5 +319,5 @@ class GameDefinition:
     referee: Callable[[], Referee] | None = None
     # frame -> bool (H, W): moving sprites, which the spatial map must not keep
     sprite_mask: Callable[[np.ndarray], np.ndarray] | None = None
-    # a user's map file -> (world image (h, w, 3) uint8, origin (x, y), painted mask (h, w))
-    custom_map: Callable[[str], tuple[np.ndarray, tuple[int, int], np.ndarray]] | None = None
+    # a user's map file -> the world it describes (MaagError naming what is wrong)
+    custom_map: Callable[[str], CustomMap] | None = None

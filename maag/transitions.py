@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from maag.data import Dataset
+from maag.errors import MaagError
 from maag.spatial import MapHistory
 from maag.spec import GameSpec
 
@@ -73,7 +74,13 @@ class TransitionSampler:
         context_frames: int,
         seed: int = 0,
         maps: MapViews | None = None,
+        event_share: float = 0.0,
     ):
+        """`event_share` of every random batch comes from transitions where an event
+        fires: per example an event class the data holds, chosen evenly, then one of its
+        transitions at random; the rest of the batch is drawn uniformly."""
+        if not 0.0 <= event_share <= 1.0:
+            raise MaagError(f"event_share must be within 0..1, got {event_share}")
         self.frames = episodes["frames"]  # (E, T+1, H, W, 3)
         self.maps = maps
         self.actions = episodes["actions"]  # (E, T)
@@ -82,6 +89,10 @@ class TransitionSampler:
         self.events = episodes["events"]  # (E, T+1, K)
         self.context_frames = context_frames
         self.rng = np.random.default_rng(seed)
+        self.event_share = event_share
+        fired = self.events[:, 1:]  # (E, T, K): the events of the transition into t >= 1
+        self.by_event = [np.flatnonzero(fired[..., k]) for k in range(fired.shape[-1])]
+        self.by_event = [flat for flat in self.by_event if len(flat)]
 
     def gather(self, episode: np.ndarray, target: np.ndarray) -> dict[str, torch.Tensor]:
         """The transitions into frame `target` (>= 1) of `episode` (index arrays)."""
@@ -98,9 +109,12 @@ class TransitionSampler:
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         episodes, steps = self.actions.shape
-        episode = self.rng.integers(episodes, size=batch_size)
-        target = self.rng.integers(1, steps + 1, size=batch_size)
-        return self.gather(episode, target)
+        flat = self.rng.integers(episodes * steps, size=batch_size)
+        with_event = self.rng.random(batch_size) < self.event_share if self.by_event else []
+        for i in np.flatnonzero(with_event):
+            candidates = self.by_event[self.rng.integers(len(self.by_event))]
+            flat[i] = candidates[self.rng.integers(len(candidates))]
+        return self.gather(flat // steps, flat % steps + 1)
 
     def evenly_spaced(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """`count` (episode, target) pairs spread evenly over the data: a fixed eval set."""

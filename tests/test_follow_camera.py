@@ -308,3 +308,32 @@ def test_a_malformed_follow_in_a_file_is_refused():
     spec["follow"] = {"moves": [[0, 0]] * 5, "anchor": [32, 99]}
     with pytest.raises(MaagError, match="outside the 64x56 view"):
         GameSpec.from_dict(spec)
+
+
+def test_a_custom_maze_starts_the_generative_game_in_its_own_world(episode):
+    """With a user's maze, reset shows the maze's own start and the record follows the
+    player inside that maze's border, as the engine does there; the map knows the maze."""
+    engine, agent = PacmanEngine(5, maze=CUSTOM_EXAMPLE), make_agent("pacman", "seeker", 5)
+    steps, actions = [engine.reset()], []
+    for _ in range(300):
+        actions.append(agent.act(steps[-1]))
+        steps.append(engine.step(actions[-1]))
+    frames = np.stack([s.frame for s in steps])
+    events = np.array([[s.events.count(n) for n in SPEC.event_names] for s in steps])
+    game = GenerativeGame(
+        Replay(frames), SPEC, episode["frames"][:1], logicnet=EngineEvents(events),
+        start_cameras=episode["camera"][:1], sprite_mask=PACMAN.sprite_mask,
+        start_players=episode["player"][:1], start_bounds=episode["bounds"],
+    )  # fmt: skip
+    custom = PACMAN.custom_map(str(CUSTOM_EXAMPLE))
+    game.use_custom_map(custom)
+    played = [game.reset(0)]
+    assert np.array_equal(played[0].frame, steps[0].frame)
+    assert steps[0].bounds != tuple(episode["bounds"][0])  # another world than the trained one
+    for action in actions:
+        played.append(game.step(action))
+    assert [s.camera for s in played] == [s.camera for s in steps]
+    assert [s.player for s in played] == [s.player for s in steps]
+    assert len({s.camera for s in steps}) > 10  # the camera moved about the maze
+    known = game.map.retrieve((0, 0), custom.image.shape[:2])[1]
+    assert known.all()

@@ -192,8 +192,9 @@ def test_custom_maps_prefill_what_the_map_retrieves(tmp_path):
     from maag.games.traveler import CELL, custom_map
 
     game = tiny_full_game(maag.make("traveler").reset())
-    image, origin, mask = custom_map("docs/examples/traveler_street.json")
-    game.use_custom_map(image, origin, mask)
+    street = custom_map("docs/examples/traveler_street.json")
+    game.use_custom_map(street)
+    image = street.image
     game.reset(0)
     canvas, known, _ = game.map.retrieve((CELL, 0), (56, 64))  # cells 1..8, as painted
     assert known.all() and np.array_equal(canvas, image[:, :64])
@@ -202,8 +203,9 @@ def test_custom_maps_prefill_what_the_map_retrieves(tmp_path):
     engine.buildings = {1: (0, 40)}
     engine.x = 1
     assert np.array_equal(engine._observe(()).frame[8:48, 33:39], canvas[:40, 1:7])
-    painted, origin, mask = custom_map("docs/examples/traveler_painted.png")
-    assert origin == (CELL, 0) and painted.shape == (56, 80, 3) and mask.all()
+    painted = custom_map("docs/examples/traveler_painted.png")
+    assert painted.origin == (CELL, 0) and painted.image.shape == (56, 80, 3)
+    assert painted.mask.all() and painted.start is None
     (tmp_path / "bad.json").write_text('{"buildings": {"2": ["mauve", 24]}}')
     with pytest.raises(maag.MaagError, match="unknown colour 'mauve'"):
         custom_map(str(tmp_path / "bad.json"))

@@ -142,3 +142,24 @@ def test_logicnet_of_another_game_is_refused():
         GenerativeGame(stub, traveler, np.zeros((1, 64, 64, 3), np.uint8), logicnet=pong_logic)
     with pytest.raises(MaagError, match="no numerical module"):
         GenerativeGame(stub, traveler, np.zeros((1, 64, 64, 3), np.uint8), numerical=True)
+
+
+def test_event_share_brings_rare_events_into_batches():
+    episodes, steps = 3, 400
+    events = np.zeros((episodes, steps + 1, 3), np.uint8)
+    events[0, 17, 0] = events[2, 300, 0] = 1  # rare
+    events[1, 50:350, 1] = 1  # common; event 2 never fires
+    data = {
+        "frames": np.zeros((episodes, steps + 1, 4, 4, 3), np.uint8),
+        "actions": np.zeros((episodes, steps), np.int64),
+        "values": np.zeros((episodes, steps + 1, 1), np.int32),
+        "camera": np.zeros((episodes, steps + 1, 2), np.int32),
+        "events": events,
+    }
+    plain = TransitionSampler(data, 1, seed=0).sample(4000)["events"].sum(0)
+    assert plain[0] < 40 and plain[2] == 0
+    shared = TransitionSampler(data, 1, seed=0, event_share=0.5).sample(4000)["events"].sum(0)
+    assert 900 < shared[0] < 1100  # half the batch with an event, half of that the rare one
+    assert shared[1] > plain[1] and shared[2] == 0
+    with pytest.raises(MaagError, match=r"event_share must be within 0\.\.1"):
+        TransitionSampler(data, 1, event_share=1.5)

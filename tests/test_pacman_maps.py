@@ -27,12 +27,16 @@ def test_prefill_is_the_engines_own_drawing_of_the_maze(maze, tmp_path):
         maze.write_text(SMALL)
     elif maze == "classic":
         maze = pacman.CLASSIC_MAZE
-    image, origin, mask = GAME.custom_map(str(maze))
+    custom = GAME.custom_map(str(maze))
+    image, origin, mask = custom.image, custom.origin, custom.mask
     assert image.dtype == np.uint8 and image.ndim == 3 and mask.all() and origin == (0, 0)
     spatial = SpatialMap()
     spatial.prefill(image, origin, mask)
     engine = PacmanEngine(3, maze=maze)
     step = engine.reset()
+    assert np.array_equal(custom.start.frame, step.frame)  # the maze's own start
+    assert (custom.start.camera, custom.start.player) == (step.camera, step.player)
+    assert custom.start.bounds == step.bounds
     agent = pacman.Seeker(pacman.SPEC, 3)
     hud, size = pacman.SPEC.hud_height, (pacman.VIEW_ROWS * TILE, pacman.VIEW_COLS * TILE)
     compared = 0

@@ -61,7 +61,7 @@ class LogicNetTask:
         return F.cross_entropy(logits.flatten(0, 1).float(), counts.flatten())
 
     def evaluate(
-        self, ema, episodes, recipe: LogicNetRecipe, count: int = 2048
+        self, ema, episodes, recipe: LogicNetRecipe, count: int = 8192
     ) -> dict[str, float]:
         scores = held_out_scores(ema, episodes, count)
         return {f"{name}_f1": s["f1"] for name, s in scores.items()}

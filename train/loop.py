@@ -55,6 +55,9 @@ class Recipe:
     sample_every: int = 0
     keep_checkpoints: int = 2
     init_from: str = ""  # a run whose latest EMA weights start this one (new layers stay fresh)
+    # share of each batch drawn from transitions where an event fires, the event chosen
+    # evenly among those the data holds: rare events (a point in Pong, a death) get seen
+    event_share: float = 0.0
 
     # fields a resumed run may change; every other one is fixed by the run's recipe.json
     RESUMABLE: ClassVar[tuple[str, ...]] = (
@@ -177,7 +180,9 @@ def train(task: Task, recipe: Recipe, out: str | Path, resume: bool = False, pro
     )
     rank_seed = recipe.seed * 1000 + accelerator.process_index
     maps = task.map_views(episodes, recipe)
-    sampler = TransitionSampler(episodes, model.config.context_frames, rank_seed, maps)
+    sampler = TransitionSampler(
+        episodes, model.config.context_frames, rank_seed, maps, event_share=recipe.event_share
+    )
     noise = torch.Generator().manual_seed(rank_seed)
     model, optimizer = accelerator.prepare(model, optimizer)
 
