@@ -15,7 +15,7 @@ import math
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,11 @@ class Contender:
     make: Callable[[int], Game]
 
 
-def contenders(definition: GameDefinition, model_dirs: list[str]) -> list[Contender]:
-    """The engine control row, then one row per model folder."""
+def contenders(
+    definition: GameDefinition, model_dirs: list[str], configs: Sequence[str] = ()
+) -> list[Contender]:
+    """The engine control row, then one row per model folder and module setting (only
+    the `configs` named, e.g. baseline, +numerical, full, where given)."""
     from maag.generative import load, read_model_config
 
     rows = [Contender("engine", "ground-truth engine (control)", definition.engine)]
@@ -56,19 +59,15 @@ def contenders(definition: GameDefinition, model_dirs: list[str]) -> list[Conten
         ]
         for modules in subsets or [()]:
             switches = {m: m in modules for m in ("numerical", "spatial")}
-            label = {(): "baseline", ("numerical",): "+numerical", ("spatial",): "+spatial"}
+            label = {available: "full", (): "baseline"}.get(modules, f"+{'+'.join(modules)}")
+            if configs and label not in configs:
+                continue
             described = ", ".join(f"{m} {'on' if on else 'off'}" for m, on in switches.items())
 
             def make(seed: int, folder: str = folder, switches: dict = switches) -> Game:
                 return load(folder, game=definition.spec.name, seed=seed, **switches)
 
-            rows.append(
-                Contender(
-                    label.get(modules, "full"),
-                    f"{folder} (generator step {step}), {described}",
-                    make,
-                )
-            )
+            rows.append(Contender(label, f"{folder} (generator step {step}), {described}", make))
     return rows
 
 
@@ -225,9 +224,10 @@ def summarise(traces: list[Trace], steps: int) -> dict[str, Any]:
 def run_bench(
     game_name: str, model_dirs: list[str], episodes: int, steps: int, seed: int,
     agent: str | None = None, out: str | Path | None = None, command: str = "",
-    progress: bool = True,
+    progress: bool = True, configs: Sequence[str] = (),
 ) -> dict[str, Any]:  # fmt: skip
-    """Benchmark the engine and each model folder; write results to `out` when given."""
+    """Benchmark the engine and each model folder (every module setting, or the `configs`
+    named); write results to `out` when given."""
     from maag.games import get_game
 
     definition = get_game(game_name)
@@ -236,7 +236,7 @@ def run_bench(
     if episodes < 1 or steps < 1:
         raise MaagError("a benchmark needs at least one episode of at least one step")
     agent = agent or next(iter(definition.agents))
-    rows = contenders(definition, model_dirs)
+    rows = contenders(definition, model_dirs, configs)
     if out is not None:
         out = ensure_writable_dir(out)
     held_out = _held_out(game_name, agent, steps, seed, min(episodes, 4))

@@ -232,7 +232,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     results = run_bench(
         args.game, args.models, args.episodes, args.steps, args.seed, args.agent, args.out,
-        args.command_line, not args.quiet,
+        args.command_line, not args.quiet, args.configs,
     )  # fmt: skip
     print(markdown_table(results))
     if args.out:
@@ -414,6 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=_natural, default=12345, help="evaluation seed")
     bench.add_argument("--agent", help="evaluation agent (default: the game's first)")
     bench.add_argument("--out", help="folder for results.json/.md, plots and GIF")
+    bench.add_argument(
+        "--configs", nargs="+", choices=("baseline", "+numerical", "+spatial", "full"),
+        help="only these module settings of the model folders (default: every one)",
+    )  # fmt: skip
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=cmd_bench)
     return parser

@@ -136,30 +136,34 @@ class SpatialMap:
         keep: np.ndarray | None,
         report: bool = False,
     ) -> list[Written]:
-        """`write`; with `report`, also what it did in each chunk."""
+        """`write`; with `report`, also what it did in each chunk. The policy runs once
+        over the whole window (gathered from the chunks, then scattered back)."""
         check_scene(scene, keep)
+        write = np.ones(scene.shape[:2], bool) if keep is None else ~keep
+        parts = [p for p in tiles(camera, scene.shape[:2], self.chunk_size) if write[p[2]].any()]
+        if not parts:
+            return []
+        for key, _, _ in parts:
+            self.chunk(key)
+        rgb, known, last_seen = self.retrieve(camera, scene.shape[:2])
+        diff = np.maximum(scene, rgb) - np.minimum(scene, rgb)  # |new - old|, no overflow
+        drift = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2])
+        changed = write & (~known | (drift > self.change_threshold))
         done = []
-        for key, chunk_part, view_part in tiles(camera, scene.shape[:2], self.chunk_size):
-            write = np.ones(scene[view_part].shape[:2], bool) if keep is None else ~keep[view_part]
-            if not write.any():
-                continue
-            chunk = self.chunk(key)
-            new = scene[view_part]
-            rgb, known, last_seen = (
-                chunk.rgb[chunk_part],
-                chunk.known[chunk_part],
-                chunk.last_seen[chunk_part],
-            )  # views into the chunk
-            drift = np.abs(new.astype(np.int16) - rgb).max(axis=-1)
-            changed = write & (~known | (drift > self.change_threshold))
-            if report:
-                local = np.arange(self.chunk_size**2).reshape(self.chunk_size, -1)[chunk_part]
-                done.append(
-                    Written(key, local[write], last_seen[write], changed[write], new[write])
-                )
-            rgb[changed] = new[changed]
-            known[changed] = True
-            last_seen[write] = step
+        if report:
+            local = np.arange(self.chunk_size**2).reshape(self.chunk_size, -1)
+            for key, chunk_part, view_part in parts:
+                w = write[view_part]
+                seen, taken = last_seen[view_part][w], changed[view_part][w]
+                done.append(Written(key, local[chunk_part][w], seen, taken, scene[view_part][w]))
+        rgb[changed] = scene[changed]
+        known |= changed
+        last_seen[write] = step
+        for key, chunk_part, view_part in parts:
+            chunk = self.chunks[key]
+            chunk.rgb[chunk_part] = rgb[view_part]
+            chunk.known[chunk_part] = known[view_part]
+            chunk.last_seen[chunk_part] = last_seen[view_part]
         return done
 
     def retrieve(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import maag
-from maag.bench import explain_change, play_episode, run_bench, summarise
+from maag.bench import contenders, explain_change, play_episode, run_bench, summarise
 from maag.cli import main
 from maag.games import get_game
 from maag.games.common import hud_band
@@ -129,3 +129,25 @@ def test_bench_refuses_a_model_of_another_game(tmp_path):
     save_model_folder(tmp_path, net, pong, frame, np.zeros((1, 2), int), 1, {})
     with pytest.raises(maag.MaagError, match="is a pong model, not traveler"):
         run_bench("traveler", [str(tmp_path)], 1, 5, seed=0, progress=False)
+
+
+def test_rows_are_named_by_the_modules_each_model_has(tmp_path):
+    from maag.generative import save_model_folder
+    from maag.models.dit import FrameDiT
+    from maag.models.logicnet import LogicNet
+    from maag.numerical import DigitTokenizer
+
+    pong = get_game("pong")
+    tokens = DigitTokenizer(pong.spec)
+    frame, cameras = np.zeros((1, 64, 64, 3), np.uint8), np.zeros((1, 2), int)
+    plain = FrameDiT(hidden_size=32, depth=1, num_heads=2)
+    save_model_folder(tmp_path / "baseline", plain, pong.spec, frame, cameras, 1, {})
+    numerical = FrameDiT(
+        hidden_size=32, depth=1, num_heads=2, cond_vocab_size=tokens.vocab_size,
+        num_cond_tokens=tokens.num_tokens,
+    )  # fmt: skip
+    logicnet = LogicNet(event_names=pong.spec.event_names, num_actions=3, width=8)
+    save_model_folder(tmp_path / "full", numerical, pong.spec, frame, cameras, 1, {}, logicnet)
+    folders = [str(tmp_path / "baseline"), str(tmp_path / "full")]
+    assert [row.label for row in contenders(pong, folders)] == ["engine", "baseline", "full"]
+    assert [row.label for row in contenders(pong, folders, ["full"])] == ["engine", "full"]
