@@ -263,7 +263,7 @@ class GenerativeGame(Game):
             generator=self.noise, extra=extra, cond_ids=cond_ids, steps=steps,
         )  # fmt: skip
         torch.set_num_threads(1)
-        pixels = to_uint8(frame[0]).numpy()
+        pixels = np.ascontiguousarray(to_uint8(frame[0]).numpy())  # (H, W, 3) in C order
         clock = self._lap("generator", clock)
         self.last_sampler_steps = steps
         self.context.append(pixels)
@@ -279,7 +279,7 @@ class GenerativeGame(Game):
         if self.noise is None:
             raise MaagError("nothing to save: call reset() first")
         arrays = {
-            "context": np.stack(self.context),
+            "context": np.ascontiguousarray(np.stack(self.context)),  # safetensors: C order
             "noise_state": self.noise.get_state().numpy(),
             **{f"map.{k}": v for k, v in (self.map.state_dict() if self.map else {}).items()},
         }

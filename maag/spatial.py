@@ -362,27 +362,27 @@ def generator_inputs(
     world and do not move with it), else 0. Extra: the canvas where known (0 elsewhere) and
     the known-mask as +1/-1.
     """
-    full_canvas = torch.zeros_like(last)
-    full_known = torch.zeros(last.shape[0], 1, *last.shape[2:], dtype=torch.bool)
-    pixels = torch.from_numpy(np.ascontiguousarray(canvas)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    full_canvas[:, :, hud_height:] = pixels
-    full_known[:, :, hud_height:] = torch.from_numpy(np.ascontiguousarray(known))[:, None]
-    linked = last.clone()
-    if sprites is not None:
-        linked[torch.from_numpy(np.array(sprites, dtype=bool))[:, None].expand_as(linked)] = 0.0
-    world = linked.clone()
-    for i, (dx, dy) in enumerate(np.zeros((len(last), 2), int) if moves is None else moves):
+    batch, _, height, width = last.shape
+    full_known = np.zeros((batch, 1, height, width), bool)
+    full_known[:, 0, hud_height:] = known
+    full_canvas = np.zeros((batch, 3, height, width), np.float32)
+    full_canvas[:, :, hud_height:] = canvas.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    world = last.numpy()
+    if sprites is not None:  # sprites are not world: they do not move with it
+        world = np.where(np.asarray(sprites, bool)[:, None], np.float32(0), world)
+    linked = world.copy()
+    for i, (dx, dy) in enumerate(np.zeros((batch, 2), int) if moves is None else moves):
         linked[i, :, hud_height:] = _moved(world[i, :, hud_height:], -int(dx), -int(dy))
-    base = torch.where(full_known, full_canvas, linked)
-    extra = torch.cat([full_canvas * full_known, full_known.float() * 2 - 1], dim=1)
-    return base, extra
+    base = np.where(full_known, full_canvas, linked)
+    extra = np.concatenate([full_canvas * full_known, full_known * np.float32(2) - 1], axis=1)
+    return torch.from_numpy(base), torch.from_numpy(extra)
 
 
-def _moved(scene: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+def _moved(scene: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """`scene` (C, h, w) with its content moved by (dx, dy) pixels; revealed pixels 0."""
     if dx == dy == 0:
         return scene
-    out = torch.zeros_like(scene)
+    out = np.zeros_like(scene)
     h, w = scene.shape[1:]
     if abs(dx) >= w or abs(dy) >= h:
         return out

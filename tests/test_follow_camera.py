@@ -278,7 +278,6 @@ def test_follow_settings_round_trip_and_old_specs_load():
     )
     folder = Path(__file__).parents[1] / "models" / "traveler"
     shipped = json.loads((folder / "model.json").read_text())["spec"]
-    assert "follow" not in shipped
     assert GameSpec.from_dict(shipped) == get_game("traveler").spec
 
 
