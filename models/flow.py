@@ -47,15 +47,20 @@ def training_loss(
     extra: torch.Tensor | None = None,
     cond_ids: torch.Tensor | None = None,
     one_step_share: float = 0.5,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """MSE between the predicted and the true clean residual, at random flow times."""
+    """MSE between the predicted and the true clean residual, at random flow times;
+    `weight` (B, 1, H, W), where given, weighs each pixel (normalised to mean 1)."""
     residual = target - base
     sigma = sample_sigma(target.shape[0], generator, one_step_share).to(target.device)
     noise = torch.randn(residual.shape, generator=generator).to(target.device)
     s = sigma[:, None, None, None]
     noisy = (1 - s) * residual + s * noise
     predicted = model(noisy, sigma, base, context, action, corruption, extra, cond_ids)
-    return F.mse_loss(predicted.float(), residual)
+    if weight is None:
+        return F.mse_loss(predicted.float(), residual)
+    weight = weight.to(target.device)
+    return ((predicted.float() - residual) ** 2 * weight).mean() / weight.mean()
 
 
 class FlowSampler:

@@ -15,6 +15,8 @@ from maag.spec import GameSpec
 
 from .loop import Recipe, train
 
+MOVING_THRESHOLD = 0.1  # |next - last| on some channel, in [-1, 1] units: a pixel that moves
+
 
 @dataclass
 class GeneratorRecipe(Recipe):
@@ -32,6 +34,9 @@ class GeneratorRecipe(Recipe):
     max_corruption: float = 0.2  # context noise augmentation, std in [-1, 1] units
     clean_share: float = 0.3  # share of examples trained with an uncorrupted context
     one_step_share: float = 0.5  # share of examples at flow time 1 (the first sampler step)
+    # loss weight of the pixels that change from the last frame to the next (a ball, a
+    # paddle: small moving things a plain MSE all but ignores); 1: every pixel the same
+    moving_weight: float = 1.0
     sampler_steps: int = 1  # default for play and evaluation
     reveal_sampler_steps: int = 0  # steps where the map knows nothing of a newly seen place
 
@@ -113,6 +118,11 @@ class GeneratorTask:
             keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
             cond_ids = self.tokens.batch(batch["values"], keep).to(device)
             base, context = blank_hud(base, keep, hud), blank_hud(context, keep, hud)
+        weight = None
+        if recipe.moving_weight != 1.0:
+            change = to_unit(batch["target"]) - to_unit(batch["context"][:, -1])
+            moving = change.abs().amax(dim=1, keepdim=True) > MOVING_THRESHOLD
+            weight = 1 + (recipe.moving_weight - 1) * moving.float()
         return training_loss(
             model,
             target=to_unit(batch["target"]).to(device),
@@ -124,6 +134,7 @@ class GeneratorTask:
             one_step_share=recipe.one_step_share,
             cond_ids=cond_ids,
             extra=extra,
+            weight=weight,
         )
 
     def evaluate(self, ema, episodes, recipe: GeneratorRecipe) -> dict[str, float]:
