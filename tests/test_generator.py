@@ -223,3 +223,27 @@ def test_warm_start_copies_matching_weights_and_keeps_new_layers_fresh(tmp_path,
     assert torch.equal(numerical.cond_embed.weight, fresh_tokens)
     with pytest.raises(MaagError, match="holds no checkpoint"):
         warm_start(numerical, str(tmp_path / "nothing"), spec)
+
+
+def test_moving_weight_puts_the_loss_on_the_pixels_that_change(data):
+    from maag.train.generator import GeneratorTask
+
+    episodes = load_episodes(data)
+    batch = TransitionSampler(episodes, 4, seed=0).sample(4)
+    plain, weighted = (GeneratorRecipe(preset="XXS", moving_weight=w) for w in (1.0, 20.0))
+    task = GeneratorTask()
+    model = task.build(plain, maag.make("traveler").spec)
+    losses = [
+        task.loss(model, batch, r, torch.Generator().manual_seed(0), "cpu")
+        for r in (plain, weighted)
+    ]
+    assert losses[0] != losses[1]
+    # a weight of ones is the plain MSE
+    residual = torch.rand(2, 3, 64, 64) * 2 - 1
+    args = (residual, torch.zeros(2, 3, 64, 64), torch.zeros(2, 12, 64, 64), torch.tensor([0, 1]))
+    plain_loss = training_loss(model, *args, torch.zeros(2), torch.Generator().manual_seed(1))
+    ones = torch.ones(2, 1, 64, 64)
+    same = training_loss(
+        model, *args, torch.zeros(2), torch.Generator().manual_seed(1), weight=ones
+    )
+    assert torch.allclose(plain_loss, same)
