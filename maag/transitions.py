@@ -75,12 +75,19 @@ class TransitionSampler:
         seed: int = 0,
         maps: MapViews | None = None,
         event_share: float = 0.0,
+        event_window: int = 1,
     ):
         """`event_share` of every random batch comes from transitions where an event
         fires: per example an event class the data holds, chosen evenly, then one of its
-        transitions at random; the rest of the batch is drawn uniformly."""
+        transitions at random; the rest of the batch is drawn uniformly. With an
+        `event_window` w > 1 an event's class also holds the w - 1 transitions after it
+        (a serve after a point, a respawn after a death: the next frames are the hard
+        ones), and the episodes' first w transitions (a start from a still context) form
+        one more class."""
         if not 0.0 <= event_share <= 1.0:
             raise MaagError(f"event_share must be within 0..1, got {event_share}")
+        if event_window < 1:
+            raise MaagError(f"event_window must be at least 1, got {event_window}")
         self.frames = episodes["frames"]  # (E, T+1, H, W, 3)
         self.maps = maps
         self.actions = episodes["actions"]  # (E, T)
@@ -90,8 +97,16 @@ class TransitionSampler:
         self.context_frames = context_frames
         self.rng = np.random.default_rng(seed)
         self.event_share = event_share
-        fired = self.events[:, 1:]  # (E, T, K): the events of the transition into t >= 1
-        self.by_event = [np.flatnonzero(fired[..., k]) for k in range(fired.shape[-1])]
+        fired = self.events[:, 1:] > 0  # (E, T, K): the events of the transition into t >= 1
+        after = fired.copy()
+        for lag in range(1, event_window):
+            after[:, lag:] |= fired[:, :-lag]
+        classes = [after[..., k] for k in range(fired.shape[-1])]
+        if event_window > 1:
+            start = np.zeros(fired.shape[:2], bool)
+            start[:, :event_window] = True
+            classes.append(start)
+        self.by_event = [np.flatnonzero(c) for c in classes]
         self.by_event = [flat for flat in self.by_event if len(flat)]
 
     def gather(self, episode: np.ndarray, target: np.ndarray) -> dict[str, torch.Tensor]:

@@ -163,3 +163,8 @@ def test_event_share_brings_rare_events_into_batches():
     assert shared[1] > plain[1] and shared[2] == 0
     with pytest.raises(MaagError, match=r"event_share must be within 0\.\.1"):
         TransitionSampler(data, 1, event_share=1.5)
+    # a window adds the transitions after each event and the episodes' starts
+    windowed = TransitionSampler(data, 1, seed=0, event_share=1.0, event_window=3)
+    assert [len(c) for c in windowed.by_event] == [6, 302, 9]
+    rare = windowed.sample(3000)["events"].sum(0)[0]
+    assert 250 < rare < 450  # a third of the batch from the rare class, a third of that fires

@@ -58,6 +58,7 @@ class Recipe:
     # share of each batch drawn from transitions where an event fires, the event chosen
     # evenly among those the data holds: rare events (a point in Pong, a death) get seen
     event_share: float = 0.0
+    event_window: int = 1  # with it, the transitions after an event and an episode's start
 
     # fields a resumed run may change; every other one is fixed by the run's recipe.json
     RESUMABLE: ClassVar[tuple[str, ...]] = (
@@ -181,7 +182,12 @@ def train(task: Task, recipe: Recipe, out: str | Path, resume: bool = False, pro
     rank_seed = recipe.seed * 1000 + accelerator.process_index
     maps = task.map_views(episodes, recipe)
     sampler = TransitionSampler(
-        episodes, model.config.context_frames, rank_seed, maps, event_share=recipe.event_share
+        episodes,
+        model.config.context_frames,
+        rank_seed,
+        maps,
+        recipe.event_share,
+        recipe.event_window,
     )
     noise = torch.Generator().manual_seed(rank_seed)
     model, optimizer = accelerator.prepare(model, optimizer)
