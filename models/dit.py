@@ -129,6 +129,7 @@ class FrameDiT(ModelMixin, ConfigMixin):
         depth: int = 6,
         num_heads: int = 4,
         mlp_ratio: float = 4.0,
+        pixel_head_channels: int = 0,
     ):
         super().__init__()
         self.in_channels = 3 + 3 + 3 * context_frames + extra_channels  # noisy, base, context
@@ -148,6 +149,12 @@ class FrameDiT(ModelMixin, ConfigMixin):
         if shift_offsets:
             self.shift_head = nn.Sequential(
                 nn.LayerNorm(hidden_size), nn.Linear(hidden_size, len(shift_offsets) + 1)
+            )
+        if pixel_head_channels:  # 3x3 convs at full resolution: motion finer than a patch
+            self.pixel_head = nn.Sequential(
+                nn.Conv2d(3 + 3 + 6, pixel_head_channels, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(pixel_head_channels, 3, 3, padding=1),
             )
         self.initialize_weights()
 
@@ -181,6 +188,9 @@ class FrameDiT(ModelMixin, ConfigMixin):
             nn.init.zeros_(self.shift_head[1].weight)
             nn.init.zeros_(self.shift_head[1].bias)
             self.shift_head[1].bias.data[0] = 4.0
+        if self.config.pixel_head_channels:  # start out adding nothing
+            nn.init.zeros_(self.pixel_head[-1].weight)
+            nn.init.zeros_(self.pixel_head[-1].bias)
 
     def forward(
         self,
@@ -211,11 +221,14 @@ class FrameDiT(ModelMixin, ConfigMixin):
         p, g = self.config.patch_size, self.grid
         out = out.view(-1, g, g, p, p, 3).permute(0, 5, 1, 3, 2, 4)
         residual = out.reshape(-1, 3, g * p, g * p)
-        if not self.config.shift_offsets:
-            return residual
-        weights = self.shift_head(x[:, :num_patches].mean(dim=1)).softmax(dim=-1)
-        moved = torch.stack([self.shift(base, *o) - base for o in self.config.shift_offsets], 1)
-        return residual + (weights[:, 1:, None, None, None] * moved).sum(dim=1)
+        if self.config.shift_offsets:
+            weights = self.shift_head(x[:, :num_patches].mean(dim=1)).softmax(dim=-1)
+            moved = torch.stack([self.shift(base, *o) - base for o in self.config.shift_offsets], 1)
+            residual = residual + (weights[:, 1:, None, None, None] * moved).sum(dim=1)
+        if self.config.pixel_head_channels:  # sees the residual, the base, the last 2 frames
+            local = torch.cat([residual, base, context[:, -6:]], dim=1)
+            residual = residual + self.pixel_head(local)
+        return residual
 
     def shift(self, frames: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
         """`frames` with the scene (rows below the HUD) moved by (dx, dy); revealed pixels 0."""

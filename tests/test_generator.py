@@ -48,14 +48,19 @@ def test_shapes_with_and_without_the_module_slots():
     assert full(frames, *args, extra=extra, cond_ids=ids).shape == (batch, 3, 64, 64)
 
 
-def test_untrained_generator_copies_its_base():
-    """adaLN-Zero and a zeroed output layer: before training, next frame == base."""
-    model = tiny_model()
+@pytest.mark.parametrize("pixel_head", [0, 8])
+def test_untrained_generator_copies_its_base(pixel_head):
+    """adaLN-Zero and zeroed output layers: before training, next frame == base."""
+    model = tiny_model(pixel_head_channels=pixel_head)
     base = torch.rand(1, 3, 64, 64) * 2 - 1
-    out = FlowSampler(2).sample(
-        model, base, torch.zeros(1, 12, 64, 64), torch.tensor([1]), torch.Generator()
-    )
+    context = torch.rand(1, 12, 64, 64) * 2 - 1
+    out = FlowSampler(2).sample(model, base, context, torch.tensor([1]), torch.Generator())
     assert torch.allclose(out, base, atol=1e-6)
+    if pixel_head:  # the head sees the residual, the base and the last two frames
+        with torch.no_grad():
+            model.pixel_head[-1].weight.normal_(std=0.1)
+        moved = FlowSampler(2).sample(model, base, context, torch.tensor([1]), torch.Generator())
+        assert not torch.allclose(moved, base, atol=1e-3)
 
 
 def test_tiny_model_overfits_a_tiny_batch(data):

@@ -37,6 +37,7 @@ class GeneratorRecipe(Recipe):
     # loss weight of the pixels that change from the last frame to the next (a ball, a
     # paddle: small moving things a plain MSE all but ignores); 1: every pixel the same
     moving_weight: float = 1.0
+    pixel_head: int = 0  # channels of a full-resolution 3x3 conv head (0: none)
     sampler_steps: int = 1  # default for play and evaluation
     reveal_sampler_steps: int = 0  # steps where the map knows nothing of a newly seen place
 
@@ -66,6 +67,7 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec):
         num_cond_tokens=tokens.num_tokens if tokens else 0,
         hud_height=spec.hud_height,
         shift_offsets=tuple(offsets) if recipe.motion_skip else (),
+        pixel_head_channels=recipe.pixel_head,
         **PRESETS[recipe.preset],
     )
 
