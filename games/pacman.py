@@ -1103,6 +1103,11 @@ def custom_map(path: str) -> CustomMap:
     return CustomMap(image, (0, 0), np.ones(image.shape[:2], dtype=bool), start)
 
 
+def engine_in_maze(seed: int, path: str) -> PacmanEngine:
+    """The engine playing a user's maze file (a damaged file is a MaagError)."""
+    return PacmanEngine(seed, maze=load_maze(Path(path)))
+
+
 GAME = GameDefinition(
     spec=SPEC,
     engine=PacmanEngine,
@@ -1111,4 +1116,5 @@ GAME = GameDefinition(
     referee=PacmanReferee,
     sprite_mask=sprite_mask,
     custom_map=custom_map,
+    engine_in_map=engine_in_maze,
 )

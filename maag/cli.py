@@ -7,8 +7,12 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maag.errors import MaagError
+
+if TYPE_CHECKING:
+    from maag.spec import Game
 
 GAME_NAMES = ("traveler", "pong", "pacman")
 
@@ -94,8 +98,17 @@ def cmd_play(args: argparse.Namespace) -> None:
     if args.lockstep and args.headless:
         raise MaagError("--lockstep is for the window (headless play always waits); drop it")
     definition = get_game(args.game)
+    if args.map and (args.engine or args.compare) and definition.engine_in_map is None:
+        raise MaagError(f"the {args.game} engine plays its own world only; drop --map")
+
+    def engine(seed: int) -> Game:
+        """The ground truth, in the user's world where --map gives one."""
+        if args.map:
+            return definition.engine_in_map(seed, args.map)
+        return definition.engine(seed)
+
     if args.engine:
-        game, source = definition.engine(args.seed), "engine (ground truth)"
+        game, source = engine(args.seed), "engine (ground truth)"
     else:
         from maag.generative import load, shipped_model
 
@@ -114,13 +127,9 @@ def cmd_play(args: argparse.Namespace) -> None:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
     recorder = Recorder(args.record, fps=args.fps) if args.record else None
 
-    if args.map:
-        if args.engine or definition.custom_map is None:
-            raise MaagError(
-                f"--map pre-fills a generative {args.game}'s spatial map; drop --engine"
-            )
-        if args.compare:
-            raise MaagError("--compare plays the engine's own world beside the model; drop --map")
+    if args.map and not args.engine:
+        if definition.custom_map is None:
+            raise MaagError(f"{args.game} has no custom maps")
         game.use_custom_map(definition.custom_map(args.map))
 
     def start():
@@ -139,7 +148,7 @@ def cmd_play(args: argparse.Namespace) -> None:
             raise MaagError("--agent drives --headless play; in a window, you play")
         from maag.play.window import run_window
 
-        reference = definition.engine(args.seed) if args.compare else None
+        reference = engine(args.seed) if args.compare else None
         try:
             run_window(
                 game, start, args.seed, args.fps, args.scale, f"maag {args.game}", source,
@@ -317,7 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--record", help="write the frames shown to a .gif (or .mp4) file")
     play.add_argument("--save", help="save the session (record, map, context) here at the end")
     play.add_argument("--load", help="continue a saved session instead of starting anew")
-    play.add_argument("--map", help="pre-fill the spatial map from a file (Traveler: .json, .png)")
+    play.add_argument(
+        "--map",
+        help="your world: pre-fills the spatial map (Traveler: .json, .png; Pac-Man: a maze "
+        ".txt, which the engine also plays, with --engine or --compare)",
+    )
     play.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     play.add_argument(
         "--lockstep", action="store_true", help="wait for every step (no dropped frames)"

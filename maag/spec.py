@@ -321,3 +321,5 @@ class GameDefinition:
     sprite_mask: Callable[[np.ndarray], np.ndarray] | None = None
     # a user's map file -> the world it describes (MaagError naming what is wrong)
     custom_map: Callable[[str], CustomMap] | None = None
+    # a seed and a user's map file -> the engine playing in that world
+    engine_in_map: Callable[[int, str], Game] | None = None

@@ -40,6 +40,11 @@ def test_every_command_explains_itself(argv, capsys):
         (["play", "--engine", "--headless", "--record", "out.avi"], "use a .gif or .mp4"),
         (["play", "pong"], "no generative model is shipped for pong"),
         (["play", "traveler", "--model", "nowhere"], "no model folder at nowhere"),
+        (
+            ["play", "traveler", "--engine", "--map", "docs/examples/traveler_street.json"],
+            "the traveler engine plays its own world only",
+        ),
+        (["play", "pacman", "--engine", "--map", "nowhere.txt"], "cannot read maze nowhere.txt"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
@@ -71,6 +76,20 @@ def test_headless_play_records_a_gif(tmp_path, capsys):
     assert "40 steps" in capsys.readouterr().out
     video = iio.imread(out)
     assert video.shape[1:] == (256, 256, 3) and len(video) > 10
+
+
+def test_the_pacman_engine_plays_a_custom_maze(capsys):
+    from maag.games import make_agent
+    from maag.games.pacman import CUSTOM_EXAMPLE, PacmanEngine
+
+    argv = ["play", "pacman", "--engine", "--map", str(CUSTOM_EXAMPLE), "--headless"]
+    assert main([*argv, "--steps", "60", "--seed", "4", "--agent", "seeker"]) == 0
+    engine, agent = PacmanEngine(4, maze=CUSTOM_EXAMPLE), make_agent("pacman", "seeker", 4)
+    step = engine.reset(4)
+    for _ in range(60):
+        step = engine.step(agent.act(step))
+    assert f"values {step.values}" in capsys.readouterr().out
+    assert step.bounds != PacmanEngine(4).reset(4).bounds  # not the classic maze
 
 
 def test_window_without_display_says_use_headless(monkeypatch, capsys):
