@@ -198,7 +198,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     folder = export_model(
         args.run, args.out, args.start_frames, args.weights, args.logicnet_run, not args.float32,
-        args.sampler_steps, args.reveal_sampler_steps,
+        args.sampler_steps, args.reveal_sampler_steps, args.palette,
     )  # fmt: skip
     print(f"wrote {folder}")
 
@@ -399,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--sampler-steps", type=_positive, help="default steps per frame")
     export.add_argument(
         "--reveal-sampler-steps", type=_natural, help="default steps where the map knows nothing"
+    )
+    export.add_argument(
+        "--palette",
+        action="store_true",
+        help="snap every drawn pixel to the colours of the training frames (pixel-art games)",
     )
     export.set_defaults(handler=cmd_export)
 

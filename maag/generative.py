@@ -31,6 +31,7 @@ from maag.io import write_atomic
 from maag.spec import CustomMap, Game, GameSpec, Step
 
 MODEL_FORMAT = "maag-model/1"
+MAX_PALETTE_COLOURS = 64  # more than this and a game is not drawn with a palette
 MODULE_PARTS = ("logicnet", "record", "spatial")  # the parts of `timings` the modules take
 SESSION_FORMAT = "maag-session/1"
 
@@ -49,6 +50,10 @@ class GenerativeGame(Game):
     The record (and so `Step.camera`) runs whenever a module is on; the baseline holds
     none: `Step.values` is empty and `Step.camera` None. `timings` holds the last step's
     milliseconds per part.
+
+    Where a `palette` is given (the colours the game is drawn with), every drawn pixel is
+    snapped to its nearest palette colour before anything reads it: a pixel-art game's
+    frames stay in its colours instead of drifting off them frame by frame.
 
     Where the camera follows the player (GameSpec.follow), each start frame comes with the
     player's start (`start_players`, world pixels (x, y)) and the world's bounds
@@ -71,6 +76,7 @@ class GenerativeGame(Game):
         reveal_sampler_steps: int = 0,
         start_players: np.ndarray | None = None,
         start_bounds: np.ndarray | None = None,
+        palette: np.ndarray | None = None,
     ):
         from maag.models.flow import FlowSampler
         from maag.numerical import DigitTokenizer
@@ -135,6 +141,7 @@ class GenerativeGame(Game):
         self.timings: dict[str, float] = {}  # milliseconds per part of the last step
         self.last_sampler_steps = 0  # sampler steps the last frame took
         self.custom_map: CustomMap | None = None
+        self.palette = None if palette is None else check_palette(palette)
 
     def use_custom_map(self, custom: CustomMap) -> None:
         """Start every reset from a user's world: the map pre-filled with it and, where it
@@ -264,6 +271,8 @@ class GenerativeGame(Game):
         )  # fmt: skip
         torch.set_num_threads(1)
         pixels = np.ascontiguousarray(to_uint8(frame[0]).numpy())  # (H, W, 3) in C order
+        if self.palette is not None:
+            pixels = snap_to_palette(pixels, self.palette)
         clock = self._lap("generator", clock)
         self.last_sampler_steps = steps
         self.context.append(pixels)
@@ -351,6 +360,28 @@ class GenerativeGame(Game):
         return now
 
 
+def check_palette(colours: Any) -> np.ndarray:
+    """A palette (K, 3) of RGB colours as uint8, or MaagError naming what is wrong."""
+    array = np.asarray(colours)
+    if array.ndim != 2 or array.shape[1] != 3 or not 1 <= len(array) <= MAX_PALETTE_COLOURS:
+        raise MaagError(
+            f"a palette is 1 to {MAX_PALETTE_COLOURS} RGB colours, got shape {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 255:
+        raise MaagError("a palette's colours are integers 0..255")
+    return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+def snap_to_palette(frame: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Every pixel of `frame` (H, W, 3) uint8 replaced by its nearest colour in `palette`
+    (K, 3) uint8, by squared RGB distance (ties: the first)."""
+    pixels = frame.reshape(-1, 3).astype(np.float32)
+    colours = palette.astype(np.float32)
+    # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, and |p|^2 is the same for every colour
+    distance = (colours**2).sum(1) - 2 * pixels @ colours.T
+    return palette[distance.argmin(1)].reshape(frame.shape)
+
+
 def _point(value: Any) -> tuple[int, ...] | None:
     """A saved point or box (a JSON list) as a tuple; None stays None."""
     return None if value is None else tuple(int(c) for c in value)
@@ -380,6 +411,7 @@ def save_model_folder(
     reveal_sampler_steps: int = 0,
     start_players: np.ndarray | None = None,
     start_bounds: np.ndarray | None = None,
+    palette: np.ndarray | None = None,
 ) -> Path:
     """Write a playable model folder (weights as safetensors, config as JSON).
 
@@ -413,6 +445,8 @@ def save_model_folder(
         "reveal_sampler_steps": reveal_sampler_steps,
         "provenance": provenance,
     }
+    if palette is not None:
+        config["palette"] = check_palette(palette).tolist()
     (staging / "model.json").write_text(json.dumps(config, indent=1))
     if (out / "README.md").exists():
         shutil.copy2(out / "README.md", staging / "README.md")
@@ -495,11 +529,17 @@ def load(
         if reveal_sampler_steps is None
         else reveal_sampler_steps
     )
+    palette = config.get("palette")
+    if palette is not None:
+        try:
+            palette = check_palette(palette)
+        except MaagError as exc:
+            raise MaagError(f"{path / 'model.json'}: {exc}") from None
     from maag.games import GAMES
 
     definition = GAMES.get(spec.name)
     return GenerativeGame(
         generator, spec, start_frames, steps, seed, logicnet, numerical, start_cameras,
         spatial, definition.sprite_mask if definition else None, reveal_steps,
-        start_players, start_bounds,
+        start_players, start_bounds, palette,
     )  # fmt: skip

@@ -1,5 +1,6 @@
 """The generator: shapes, learning, save/load, exact resume, multi-process training, sampling."""
 
+import json
 import os
 import shutil
 import signal
@@ -15,9 +16,16 @@ from safetensors.torch import load_file
 import maag
 from maag.data import write_dataset
 from maag.errors import MaagError
-from maag.generative import GenerativeGame, load, save_model_folder
+from maag.generative import (
+    GenerativeGame,
+    check_palette,
+    load,
+    save_model_folder,
+    snap_to_palette,
+)
 from maag.models.dit import FrameDiT
 from maag.models.flow import FlowSampler, stack_context, to_unit, training_loss
+from maag.train.export import export_model
 from maag.train.generator import GeneratorRecipe, train_generator
 from maag.transitions import TransitionSampler, load_episodes
 
@@ -175,6 +183,37 @@ def test_broken_model_folders_are_refused(tmp_path, data):
     (broken / "model.json").write_text("{")
     with pytest.raises(MaagError, match="cannot be read"):
         load(broken)
+
+
+def test_snap_to_palette_takes_the_nearest_colour():
+    palette = np.array([[0, 0, 0], [255, 230, 60], [70, 160, 255]], np.uint8)
+    frame = np.array([[[10, 5, 0], [200, 200, 90]], [[60, 150, 240], [70, 160, 255]]], np.uint8)
+    snapped = snap_to_palette(frame, palette)
+    assert snapped.tolist() == [[[0, 0, 0], [255, 230, 60]], [[70, 160, 255], [70, 160, 255]]]
+    for bad in ([], [[0, 0]], [[0, 0, 256]], [[0.5, 0, 0]], [[0, 0, 0]] * 65):
+        with pytest.raises(MaagError, match="palette"):
+            check_palette(bad)
+
+
+def test_a_model_exported_with_a_palette_draws_only_the_datas_colours(tmp_path, data):
+    run = tmp_path / "run"
+    train_generator(recipe_for(data), run, progress=False)
+    folder = export_model(str(run), str(tmp_path / "m"), palette=True)
+    frames = load_episodes(data)["frames"]
+    colours = np.unique(frames.reshape(-1, 3), axis=0)
+    assert json.loads((folder / "model.json").read_text())["palette"] == colours.tolist()
+    game = load(folder)
+    game.reset(seed=1)
+    drawn = np.stack([game.step(a).frame for a in (0, 1, 2, 2, 1)]).reshape(-1, 3)
+    assert {tuple(c) for c in drawn} <= {tuple(c) for c in colours}
+    plain = load(export_model(str(run), str(tmp_path / "plain")))
+    plain.reset(seed=1)
+    unsnapped = np.stack([plain.step(a).frame for a in (0, 1, 2, 2, 1)]).reshape(-1, 3)
+    assert not {tuple(c) for c in unsnapped} <= {tuple(c) for c in colours}
+    config = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps(config | {"palette": [[0, 0, 300]]}))
+    with pytest.raises(MaagError, match=r"model\.json: a palette.s colours"):
+        load(folder)
 
 
 def free_port():
