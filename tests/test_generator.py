@@ -26,7 +26,7 @@ from maag.generative import (
 from maag.models.dit import FrameDiT
 from maag.models.flow import FlowSampler, stack_context, to_unit, training_loss
 from maag.train.export import export_model
-from maag.train.generator import GeneratorRecipe, train_generator
+from maag.train.generator import GeneratorRecipe, change_weight, train_generator
 from maag.transitions import TransitionSampler, load_episodes
 
 TINY = {"hidden_size": 32, "depth": 2, "num_heads": 2}
@@ -282,6 +282,14 @@ def test_moving_weight_puts_the_loss_on_the_pixels_that_change(data):
         for r in (plain, weighted)
     ]
     assert losses[0] != losses[1]
+    # the weight falls where the target differs from the base the generator starts from
+    base = torch.zeros(1, 3, 8, 8)
+    target = base.clone()
+    target[0, 2, 3:5, 4:6] = 0.5  # a 2x2 sprite in one channel
+    target[0, :, 0, 0] = 0.05  # a change under the threshold
+    weight = change_weight(target, base, 5.0)
+    assert weight.shape == (1, 1, 8, 8)
+    assert weight[0, 0, 3:5, 4:6].eq(5).all() and weight.sum() == 64 - 4 + 4 * 5
     # a weight of ones is the plain MSE
     residual = torch.rand(2, 3, 64, 64) * 2 - 1
     args = (residual, torch.zeros(2, 3, 64, 64), torch.zeros(2, 12, 64, 64), torch.tensor([0, 1]))

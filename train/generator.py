@@ -15,7 +15,7 @@ from maag.spec import GameSpec
 
 from .loop import Recipe, train
 
-MOVING_THRESHOLD = 0.1  # |next - last| on some channel, in [-1, 1] units: a pixel that moves
+MOVING_THRESHOLD = 0.1  # |next - base| on some channel, in [-1, 1] units: a pixel to change
 
 
 @dataclass
@@ -34,8 +34,9 @@ class GeneratorRecipe(Recipe):
     max_corruption: float = 0.2  # context noise augmentation, std in [-1, 1] units
     clean_share: float = 0.3  # share of examples trained with an uncorrupted context
     one_step_share: float = 0.5  # share of examples at flow time 1 (the first sampler step)
-    # loss weight of the pixels that change from the last frame to the next (a ball, a
-    # paddle: small moving things a plain MSE all but ignores); 1: every pixel the same
+    # loss weight of the pixels the generator must change from its base: small moving things
+    # a plain MSE all but ignores (a ball, a sprite), digits drawn over a blanked HUD, a
+    # place the map does not show; 1: every pixel the same
     moving_weight: float = 1.0
     pixel_head: int = 0  # channels of a full-resolution 3x3 conv head (0: none)
     sampler_steps: int = 1  # default for play and evaluation
@@ -81,6 +82,13 @@ def corrupt(context: torch.Tensor, recipe: GeneratorRecipe, generator: torch.Gen
     return context + level.view(-1, *[1] * (context.ndim - 1)) * noise, level
 
 
+def change_weight(target: torch.Tensor, base: torch.Tensor, factor: float) -> torch.Tensor:
+    """Per-pixel loss weights (B, 1, H, W): `factor` where the target (B, 3, H, W) differs
+    from the base by more than MOVING_THRESHOLD on some channel, 1 elsewhere."""
+    changed = (target - base).abs().amax(dim=1, keepdim=True) > MOVING_THRESHOLD
+    return 1 + (factor - 1) * changed.float()
+
+
 class GeneratorTask:
     """Rectified flow on the residual; digit tokens (with dropout) when `numerical`."""
 
@@ -105,29 +113,40 @@ class GeneratorTask:
         from maag.numerical import blank_hud
         from maag.spatial import generator_inputs
 
-        context, level = corrupt(to_unit(batch["context"]), recipe, noise)
-        hud = self.spec.hud_height
-        base, extra = context[:, -1], None
+        clean = to_unit(batch["context"])
+        context, level = corrupt(clean, recipe, noise)
+        hud, map_on, keep, cond_ids = self.spec.hud_height, None, None, None
         if recipe.spatial:
-            on = (torch.rand(len(context), generator=noise) >= recipe.map_dropout).numpy()
-            known = batch["known"] & on[:, None, None]
-            moves = batch["camera_move"] * on[:, None]  # the module off knows no camera
-            sprites = batch["sprites"] & on[:, None, None]
-            base, extra = generator_inputs(base, batch["canvas"], known, hud, moves, sprites)
-            extra = extra.to(device)
-        cond_ids = None
+            map_on = (torch.rand(len(context), generator=noise) >= recipe.map_dropout).numpy()
         if self.tokens:
             keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
             cond_ids = self.tokens.batch(batch["values"], keep).to(device)
-            base, context = blank_hud(base, keep, hud), blank_hud(context, keep, hud)
+
+        def base_of(last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            """The generator's base (and map channels) from a last context frame."""
+            base, extra = last, None
+            if map_on is not None:
+                on = map_on[:, None, None]
+                base, extra = generator_inputs(
+                    last, batch["canvas"], batch["known"] & on, hud,
+                    batch["camera_move"] * map_on[:, None],  # the module off knows no camera
+                    batch["sprites"] & on,
+                )  # fmt: skip
+                extra = extra.to(device)
+            if keep is not None:
+                base = blank_hud(base, keep, hud)
+            return base, extra
+
+        base, extra = base_of(context[:, -1])
+        if keep is not None:
+            context = blank_hud(context, keep, hud)
+        target = to_unit(batch["target"])
         weight = None
         if recipe.moving_weight != 1.0:
-            change = to_unit(batch["target"]) - to_unit(batch["context"][:, -1])
-            moving = change.abs().amax(dim=1, keepdim=True) > MOVING_THRESHOLD
-            weight = 1 + (recipe.moving_weight - 1) * moving.float()
+            weight = change_weight(target, base_of(clean[:, -1])[0], recipe.moving_weight)
         return training_loss(
             model,
-            target=to_unit(batch["target"]).to(device),
+            target=target.to(device),
             base=base.to(device),
             context=stack_context(context).to(device),
             action=batch["action"].to(device),
