@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import pygame
@@ -9,6 +10,8 @@ import pytest
 
 from maag.cli import main
 from maag.play import window
+
+TRAVELER_MODEL = str(Path(__file__).parents[1] / "models" / "traveler")
 
 
 @pytest.mark.parametrize(
@@ -38,7 +41,7 @@ def test_every_command_explains_itself(argv, capsys):
         ),
         (["verify", "/nonexistent"], "no dataset folder"),
         (["play", "--engine", "--headless", "--record", "out.avi"], "use a .gif or .mp4"),
-        (["play", "pong"], "no generative model is shipped for pong"),
+        (["play", "pong", "--model", TRAVELER_MODEL], "is a traveler model, not pong"),
         (["play", "traveler", "--model", "nowhere"], "no model folder at nowhere"),
         (
             ["play", "traveler", "--engine", "--map", "docs/examples/traveler_street.json"],

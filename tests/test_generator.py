@@ -21,6 +21,7 @@ from maag.generative import (
     check_palette,
     load,
     save_model_folder,
+    shipped_model,
     snap_to_palette,
 )
 from maag.models.dit import FrameDiT
@@ -183,6 +184,11 @@ def test_broken_model_folders_are_refused(tmp_path, data):
     (broken / "model.json").write_text("{")
     with pytest.raises(MaagError, match="cannot be read"):
         load(broken)
+
+
+def test_a_game_without_a_shipped_model_is_told_so():
+    with pytest.raises(MaagError, match="no generative model is shipped for chess yet"):
+        shipped_model("chess")
 
 
 def test_snap_to_palette_takes_the_nearest_colour():
