@@ -28,10 +28,10 @@ from safetensors.numpy import load_file, save_file
 
 from maag.errors import MaagError
 from maag.io import write_atomic
+from maag.palette import Palette
 from maag.spec import CustomMap, Game, GameSpec, Step
 
 MODEL_FORMAT = "maag-model/1"
-MAX_PALETTE_COLOURS = 64  # more than this and a game is not drawn with a palette
 MODULE_PARTS = ("logicnet", "record", "spatial")  # the parts of `timings` the modules take
 SESSION_FORMAT = "maag-session/1"
 
@@ -51,9 +51,9 @@ class GenerativeGame(Game):
     none: `Step.values` is empty and `Step.camera` None. `timings` holds the last step's
     milliseconds per part.
 
-    Where a `palette` is given (the colours the game is drawn with), every drawn pixel is
-    snapped to its nearest palette colour before anything reads it: a pixel-art game's
-    frames stay in its colours instead of drifting off them frame by frame.
+    Where a `palette` is given (the colours the game draws its HUD and its view with),
+    every drawn pixel is snapped to the nearest colour of its band before anything reads
+    it: a pixel-art game's frames stay in its colours instead of drifting off them.
 
     Where the camera follows the player (GameSpec.follow), each start frame comes with the
     player's start (`start_players`, world pixels (x, y)) and the world's bounds
@@ -76,7 +76,7 @@ class GenerativeGame(Game):
         reveal_sampler_steps: int = 0,
         start_players: np.ndarray | None = None,
         start_bounds: np.ndarray | None = None,
-        palette: np.ndarray | None = None,
+        palette: Palette | None = None,
     ):
         from maag.models.flow import FlowSampler
         from maag.numerical import DigitTokenizer
@@ -141,7 +141,9 @@ class GenerativeGame(Game):
         self.timings: dict[str, float] = {}  # milliseconds per part of the last step
         self.last_sampler_steps = 0  # sampler steps the last frame took
         self.custom_map: CustomMap | None = None
-        self.palette = None if palette is None else check_palette(palette)
+        if palette is not None and not palette.fits(spec.hud_height):
+            raise MaagError(f"the palette has no HUD colours for {spec.name}'s HUD")
+        self.palette = palette
 
     def use_custom_map(self, custom: CustomMap) -> None:
         """Start every reset from a user's world: the map pre-filled with it and, where it
@@ -272,7 +274,7 @@ class GenerativeGame(Game):
         torch.set_num_threads(1)
         pixels = np.ascontiguousarray(to_uint8(frame[0]).numpy())  # (H, W, 3) in C order
         if self.palette is not None:
-            pixels = snap_to_palette(pixels, self.palette)
+            pixels = self.palette.snap(pixels, self.spec.hud_height)
         clock = self._lap("generator", clock)
         self.last_sampler_steps = steps
         self.context.append(pixels)
@@ -360,28 +362,6 @@ class GenerativeGame(Game):
         return now
 
 
-def check_palette(colours: Any) -> np.ndarray:
-    """A palette (K, 3) of RGB colours as uint8, or MaagError naming what is wrong."""
-    array = np.asarray(colours)
-    if array.ndim != 2 or array.shape[1] != 3 or not 1 <= len(array) <= MAX_PALETTE_COLOURS:
-        raise MaagError(
-            f"a palette is 1 to {MAX_PALETTE_COLOURS} RGB colours, got shape {array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 255:
-        raise MaagError("a palette's colours are integers 0..255")
-    return np.ascontiguousarray(array, dtype=np.uint8)
-
-
-def snap_to_palette(frame: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Every pixel of `frame` (H, W, 3) uint8 replaced by its nearest colour in `palette`
-    (K, 3) uint8, by squared RGB distance (ties: the first)."""
-    pixels = frame.reshape(-1, 3).astype(np.float32)
-    colours = palette.astype(np.float32)
-    # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, and |p|^2 is the same for every colour
-    distance = (colours**2).sum(1) - 2 * pixels @ colours.T
-    return palette[distance.argmin(1)].reshape(frame.shape)
-
-
 def _point(value: Any) -> tuple[int, ...] | None:
     """A saved point or box (a JSON list) as a tuple; None stays None."""
     return None if value is None else tuple(int(c) for c in value)
@@ -411,7 +391,7 @@ def save_model_folder(
     reveal_sampler_steps: int = 0,
     start_players: np.ndarray | None = None,
     start_bounds: np.ndarray | None = None,
-    palette: np.ndarray | None = None,
+    palette: Palette | None = None,
 ) -> Path:
     """Write a playable model folder (weights as safetensors, config as JSON).
 
@@ -446,7 +426,7 @@ def save_model_folder(
         "provenance": provenance,
     }
     if palette is not None:
-        config["palette"] = check_palette(palette).tolist()
+        config["palette"] = palette.to_dict()
     (staging / "model.json").write_text(json.dumps(config, indent=1))
     if (out / "README.md").exists():
         shutil.copy2(out / "README.md", staging / "README.md")
@@ -532,7 +512,7 @@ def load(
     palette = config.get("palette")
     if palette is not None:
         try:
-            palette = check_palette(palette)
+            palette = Palette.from_dict(palette)
         except MaagError as exc:
             raise MaagError(f"{path / 'model.json'}: {exc}") from None
     from maag.games import GAMES

@@ -18,14 +18,13 @@ from maag.data import write_dataset
 from maag.errors import MaagError
 from maag.generative import (
     GenerativeGame,
-    check_palette,
     load,
     save_model_folder,
     shipped_model,
-    snap_to_palette,
 )
 from maag.models.dit import FrameDiT
 from maag.models.flow import FlowSampler, stack_context, to_unit, training_loss
+from maag.palette import Palette
 from maag.train.export import export_model
 from maag.train.generator import GeneratorRecipe, change_weight, train_generator
 from maag.transitions import TransitionSampler, load_episodes
@@ -191,14 +190,24 @@ def test_a_game_without_a_shipped_model_is_told_so():
         shipped_model("chess")
 
 
-def test_snap_to_palette_takes_the_nearest_colour():
-    palette = np.array([[0, 0, 0], [255, 230, 60], [70, 160, 255]], np.uint8)
-    frame = np.array([[[10, 5, 0], [200, 200, 90]], [[60, 150, 240], [70, 160, 255]]], np.uint8)
-    snapped = snap_to_palette(frame, palette)
-    assert snapped.tolist() == [[[0, 0, 0], [255, 230, 60]], [[70, 160, 255], [70, 160, 255]]]
-    for bad in ([], [[0, 0]], [[0, 0, 256]], [[0.5, 0, 0]], [[0, 0, 0]] * 65):
-        with pytest.raises(MaagError, match="palette"):
-            check_palette(bad)
+def test_a_palette_snaps_each_band_to_its_own_colours():
+    hud, view = [[24, 24, 40], [255, 255, 255]], [[0, 0, 0], [255, 230, 60], [70, 160, 255]]
+    palette = Palette(hud, view)
+    frame = np.zeros((4, 2, 3), np.uint8)
+    frame[0] = [[10, 5, 0], [200, 200, 210]]  # the HUD band (1 row)
+    frame[1] = [[10, 5, 0], [200, 200, 90]]
+    frame[2:] = [[60, 150, 240], [70, 160, 255]]
+    snapped = palette.snap(frame, hud_height=1)
+    assert snapped[0].tolist() == [[24, 24, 40], [255, 255, 255]]  # never a view colour
+    assert snapped[1].tolist() == [[0, 0, 0], [255, 230, 60]]  # never the HUD's dark band
+    assert (snapped[2:] == [70, 160, 255]).all()
+    assert Palette.from_dict(palette.to_dict()).view.tolist() == view
+    assert not Palette([], view).fits(hud_height=8) and Palette([], view).fits(hud_height=0)
+    for bad in ([[0, 0]], [[0, 0, 256]], [[0.5, 0, 0]], [[0, 0, 0]] * 65):
+        with pytest.raises(MaagError, match="palette's view colours"):
+            Palette(hud, bad)
+    with pytest.raises(MaagError, match="at least one view colour"):
+        Palette(hud, [])
 
 
 def test_a_model_exported_with_a_palette_draws_only_the_datas_colours(tmp_path, data):
@@ -206,19 +215,21 @@ def test_a_model_exported_with_a_palette_draws_only_the_datas_colours(tmp_path, 
     train_generator(recipe_for(data), run, progress=False)
     folder = export_model(str(run), str(tmp_path / "m"), palette=True)
     frames = load_episodes(data)["frames"]
-    colours = np.unique(frames.reshape(-1, 3), axis=0)
-    assert json.loads((folder / "model.json").read_text())["palette"] == colours.tolist()
+    hud = maag.make("traveler").spec.hud_height
+    bands = [np.unique(f.reshape(-1, 3), axis=0) for f in (frames[:, :, :hud], frames[:, :, hud:])]
+    config = json.loads((folder / "model.json").read_text())
+    assert config["palette"] == {"hud": bands[0].tolist(), "view": bands[1].tolist()}
     game = load(folder)
     game.reset(seed=1)
-    drawn = np.stack([game.step(a).frame for a in (0, 1, 2, 2, 1)]).reshape(-1, 3)
-    assert {tuple(c) for c in drawn} <= {tuple(c) for c in colours}
+    drawn = np.stack([game.step(a).frame for a in (0, 1, 2, 2, 1)])
+    for band, colours in zip((drawn[:, :hud], drawn[:, hud:]), bands, strict=True):
+        assert {tuple(c) for c in band.reshape(-1, 3)} <= {tuple(c) for c in colours}
     plain = load(export_model(str(run), str(tmp_path / "plain")))
     plain.reset(seed=1)
     unsnapped = np.stack([plain.step(a).frame for a in (0, 1, 2, 2, 1)]).reshape(-1, 3)
-    assert not {tuple(c) for c in unsnapped} <= {tuple(c) for c in colours}
-    config = json.loads((folder / "model.json").read_text())
-    (folder / "model.json").write_text(json.dumps(config | {"palette": [[0, 0, 300]]}))
-    with pytest.raises(MaagError, match=r"model\.json: a palette.s colours"):
+    assert not {tuple(c) for c in unsnapped} <= {tuple(c) for c in np.concatenate(bands)}
+    (folder / "model.json").write_text(json.dumps(config | {"palette": [[0, 0, 0]]}))
+    with pytest.raises(MaagError, match=r"model\.json: a palette is"):
         load(folder)
 
 

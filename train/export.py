@@ -12,6 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from maag.errors import MaagError
+from maag.palette import Palette, palette_of
 from maag.spec import GameSpec
 
 from .checkpoint import CheckpointStore
@@ -56,8 +57,8 @@ def export_model(
     """Write model folder `out` from generator run `run` (and a LogicNet run).
 
     Weights are stored in float16 unless `half` is off (they load as float32). With
-    `palette`, the colours of the run's training frames become the model's palette:
-    every frame it draws is snapped to them.
+    `palette`, the colours of the run's training frames (HUD band and view apart) become
+    the model's palette: every frame it draws is snapped to them.
     """
     from maag.data import Dataset
     from maag.generative import save_model_folder
@@ -88,27 +89,16 @@ def export_model(
         out, generator, spec, frames, cameras,
         sampler_steps or recipe.sampler_steps, provenance, logicnet,
         recipe.reveal_sampler_steps if reveal_sampler_steps is None else reveal_sampler_steps,
-        players, bounds, data_palette(dataset) if palette else None,
+        players, bounds, data_palette(dataset, spec.hud_height) if palette else None,
     )  # fmt: skip
 
 
-def data_palette(dataset: Any) -> np.ndarray:
-    """Every colour (K, 3) uint8 the frames of `dataset` use, or MaagError if a palette
-    cannot hold them."""
-    from maag.generative import MAX_PALETTE_COLOURS
-
-    seen = np.zeros(1 << 24, bool)  # one flag per 24-bit RGB colour
-    for i in range(len(dataset.shards)):
-        for episode in dataset.load_shard(i)["frames"]:
-            rgb = episode.astype(np.uint32)
-            seen[(rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]).ravel()] = True
-    codes = np.flatnonzero(seen)
-    if len(codes) > MAX_PALETTE_COLOURS:
-        raise MaagError(
-            f"the training frames use {len(codes)} colours: a palette holds at most "
-            f"{MAX_PALETTE_COLOURS}, so this game cannot be snapped to one"
-        )
-    return np.stack([codes >> 16, codes >> 8 & 255, codes & 255], axis=1).astype(np.uint8)
+def data_palette(dataset: Any, hud_height: int) -> Palette:
+    """The palette of every frame of `dataset`, read episode by episode."""
+    episodes = (
+        episode for i in range(len(dataset.shards)) for episode in dataset.load_shard(i)["frames"]
+    )
+    return palette_of(episodes, hud_height)
 
 
 def start_positions(
