@@ -490,8 +490,10 @@ class Seeker:
     It acts only on what each Step shows: the colour at pixel (1, 1) of each view tile
     (floor, wall, pellet, Pac-Man, ghost), the camera, and the events (after "level_cleared"
     or "new_game" it knows the pellets are back). From that it builds its own map of the
-    world, so it plays custom mazes too (up to GRID tiles a side). It follows a planned path
-    and plans again (breadth-first) only when the path ends or things went otherwise.
+    world, so it plays custom mazes too (up to GRID tiles a side). A Step without a camera
+    (a generative model with no record) leaves it only the view: it then plans in that.
+    It follows a planned path and plans again (breadth-first) only when the path ends or
+    things went otherwise.
     """
 
     GRID = 256
@@ -515,7 +517,12 @@ class Seeker:
             self.known[self.known == _K_EMPTY] = _K_STALE
         sample = step.frame[SPEC.hud_height + 1 :: TILE, 1::TILE]
         labels = classify_pixels(sample, _SAMPLE_PALETTE)
-        cc, cr = step.camera[0] // TILE, step.camera[1] // TILE
+        if step.camera is None:  # a model without a record: plan within this view alone
+            self.known.fill(_UNSEEN)
+            self.path = []
+            cc = cr = grid // 2
+        else:
+            cc, cr = step.camera[0] // TILE, step.camera[1] // TILE
         window = self.known[cr : cr + VIEW_ROWS, cc : cc + VIEW_COLS]
         seen = _SAMPLE_KNOWLEDGE[labels]
         np.copyto(window, seen, where=(labels >= 0) & (seen != _KEEP))

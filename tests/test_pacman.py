@@ -1,5 +1,7 @@
 """Pac-Man's rules (DESIGN.md and games/pacman.py), its maze files and its frame reader."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -231,6 +233,18 @@ def test_seeker_plays_a_small_custom_maze():
         assert step.camera == (0, 0)
         assert_reads_exactly(game, step)
     assert len(visited) == int((~game.maze.walls).sum())
+
+
+def test_seeker_plays_from_the_view_alone_when_a_step_tells_no_camera():
+    # a generative model without a record (the baseline) tells no camera
+    game = PacmanEngine(seed=7)
+    step = game.reset()
+    agent = pacman.Seeker(SPEC, 7)
+    pellets = 0
+    for _ in range(300):
+        step = game.step(agent.act(dataclasses.replace(step, camera=None)))
+        pellets += step.events.count("pellet")
+    assert pellets > 50  # it still goes for the pellets it sees
 
 
 def run(seed, agent_seed, steps, agent="seeker"):
