@@ -269,7 +269,9 @@ class PongReferee:
     happened: shown back at that face it bounced; shown nearer the serve column than the
     face it left the field there, and the other side scores (when the ball cannot be read,
     the rules decide from the paddle read). The player's paddle must have moved by the
-    action, clamped at the walls, from where it was last read. Pong has no places to
+    action, clamped at the walls, from where it was last read. The ball never leaves the
+    screen, so a step that shows none cannot be followed (`followable` False): a game that
+    loses its ball cannot score its points as consistent. Pong has no places to
     revisit: `visible` and `regions` are empty.
     """
 
@@ -284,7 +286,7 @@ class PongReferee:
         moved = reading.right_paddle == PADDLE_CENTRE
         if reading.right_paddle is not None:
             self.paddle = reading.right_paddle
-        return self._judgement((), moved)
+        return self._judgement((), moved, reading.ball is not None)
 
     def judge(self, action: int, reading: PongReading) -> Judgement:
         move = MOVES[SPEC.actions[action]]
@@ -293,7 +295,7 @@ class PongReferee:
         self.paddle = expected if reading.right_paddle is None else reading.right_paddle
         events = self._follow_ball(reading)
         self.values = SPEC.apply_events(self.values, events)
-        return self._judgement(events, moved)
+        return self._judgement(events, moved, reading.ball is not None)
 
     def may_change(self, place: object, before: object, after: object) -> bool:
         return False  # no places
@@ -336,10 +338,11 @@ class PongReferee:
         self.ball, self.velocity = (x, y), (vx, vy)
         return events
 
-    def _judgement(self, events: tuple[str, ...], moved: bool) -> Judgement:
+    def _judgement(self, events: tuple[str, ...], moved: bool, ball_shown: bool) -> Judgement:
         return Judgement(
-            events=events, values=dict(self.values), moved_as_ruled=moved, visible={}, regions={}
-        )
+            events=events, values=dict(self.values), moved_as_ruled=moved, visible={},
+            regions={}, followable=ball_shown,
+        )  # fmt: skip
 
 
 GAME = GameDefinition(

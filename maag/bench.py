@@ -138,7 +138,7 @@ def play_episode(
             reading = read(step.frame)
             judgement = referee.judge(action, reading)
             happened = tuple(e for e in judgement.events if spec.event(e).effects)
-            trace.numcon.append(reading.values == judgement.values)
+            trace.numcon.append(judgement.followable and reading.values == judgement.values)
             if step.values:
                 trace.record_match.append(reading.values == step.values)
             trace.actacc.append(judgement.moved_as_ruled)
@@ -172,13 +172,15 @@ def _mean(values: list) -> float | None:
     return float(np.mean(values)) if len(values) else None
 
 
-def _event_f1(traces: list[Trace]) -> float:
+def _event_f1(traces: list[Trace]) -> float | None:
+    """F1 of the value changes shown against the events that happened; None (n/a) where
+    neither ever happened: nothing to score."""
     tp = fp = fn = 0
     for trace in traces:
         for true, shown in zip(trace.true_events, trace.shown_events, strict=True):
             overlap = sum((Counter(true) & Counter(shown)).values())
             tp, fp, fn = tp + overlap, fp + len(shown) - overlap, fn + len(true) - overlap
-    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+    return None if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
 def _quarters(traces: list[Trace], name: str, steps: int) -> tuple[float | None, float | None]:

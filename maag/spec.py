@@ -294,6 +294,9 @@ class Judgement:
     # world places in view whose content a moving sprite covers: neither read nor compared;
     # a place seen, covered, then seen again without leaving the view is no revisit
     hidden: frozenset = frozenset()
+    # whether the screen showed what the rules need to judge the step (Pong: the ball,
+    # which never leaves the screen); a step that cannot be followed is no consistent one
+    followable: bool = True
 
 
 class Referee(Protocol):

@@ -77,6 +77,23 @@ def test_pong_damage_lowers_its_metric_and_no_other(damage, hit):
         assert result[other] == 1.0, other
 
 
+def pong_no_ball(engine, step):
+    """From step 20 on the ball is gone from the screen (the field drawn over it)."""
+    if engine.frames >= 20:
+        x, y = engine.ball_x, engine.ball_y
+        step.frame[y : y + pong.BALL, x : x + pong.BALL] = pong.BACKGROUND
+
+
+def test_a_pong_game_that_loses_its_ball_is_not_consistent():
+    # the score shown stays 0 : 0 and no point is ever seen: with the ball gone, that is no
+    # consistency, and an event F1 over no events at all is n/a, not 1
+    result, _ = scores(PONG, lambda seed: damaged(PongEngine)(seed, pong_no_ball), "tracker")
+    assert result["numcon"] == pytest.approx(18 / 300)  # frames 1-19: the reset and 18 steps
+    assert result["actacc"] == 1.0
+    blank = [play_episode(PONG, damaged(PongEngine)(0, pong_no_ball), "tracker", 5, 0, 0)]
+    assert summarise(blank, 5)["event_f1"] is None  # no point can be scored in 5 steps
+
+
 def test_pong_referee_judges_points_from_the_screen():
     referee = PongReferee()
     engine = PongEngine(3)
