@@ -497,6 +497,7 @@ class Seeker:
     """
 
     GRID = 256
+    STRAY_RATE = 0.03  # chance per step (no ghost near) to press a random key instead
 
     def __init__(self, spec: GameSpec, seed: int):
         self.rng = np.random.default_rng(seed)
@@ -549,7 +550,7 @@ class Seeker:
             return self._move_by(here, threats, away=True)
         if prey:
             return self._move_by(here, prey, away=False)
-        if self.rng.random() < 0.03:
+        if self.rng.random() < self.STRAY_RATE:
             self.path = []
             return int(self.rng.integers(len(SPEC.actions)))
         if (
@@ -621,6 +622,14 @@ class Seeker:
         off, act = picks[int(self.rng.integers(len(picks)))]
         self.expected = here + off
         return act
+
+
+class Stumbler(Seeker):
+    """The seeker pressing a random key on 30% of its steps with no ghost near: data, all
+    over the maze, for the moves a good player rarely makes (into a wall: "blocked" is 0.3%
+    of the seeker's steps, 2% of this one's)."""
+
+    STRAY_RATE = 0.3
 
 
 # -- the referee ------------------------------------------------------------------------
@@ -1119,7 +1128,7 @@ GAME = GameDefinition(
     spec=SPEC,
     engine=PacmanEngine,
     read_frame=read_frame,
-    agents={"seeker": Seeker, "random": RandomAgent},
+    agents={"seeker": Seeker, "stumbler": Stumbler, "random": RandomAgent},
     referee=PacmanReferee,
     sprite_mask=sprite_mask,
     custom_map=custom_map,

@@ -6,7 +6,12 @@ and 60-61 (player); the ball is 2x2. The ball's top-left column stays in 4..58, 
 the paddle faces, so it never overlaps a paddle. When it reaches a face and that paddle
 covers one of its rows it bounces (the vertical speed set by where it hit); otherwise it
 has left the field on that side, the other side scores, and the ball is served again from
-the centre in the same step. Scores saturate at 99.
+the centre in the same step: on the row it left on (kept within the serve rows), in the
+same direction and with the same vertical speed, its horizontal speed switching between 1
+and 2. The first serve goes left from the centre. Nothing in Pong is random: the next frame
+follows from the last frames and the action, so a generator never has to guess a serve (a
+few-step generator trained on random serves drew every possible serve at once).
+Scores saturate at 99.
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ BALL_MIN_Y, BALL_MAX_Y = FIELD_TOP, FIELD_BOTTOM - BALL  # 8 .. 62
 SERVE_X = (BALL_MIN_X + BALL_MAX_X) // 2  # 31
 SERVE_Y = (BALL_MIN_Y + BALL_MAX_Y) // 2  # 35
 SERVE_SPREAD = 8  # serve rows SERVE_Y - 8 .. SERVE_Y + 8
-SERVE_VX = (-2, -1, 1, 2)
+SERVE_VX = (-2, -1, 1, 2)  # horizontal speeds a ball can have
+FIRST_SERVE = (-1, 1)  # velocity of the first serve, from (SERVE_X, SERVE_Y)
 MAX_VY = 2
 PADDLE_CENTRE = (PADDLE_MIN + PADDLE_MAX) // 2  # 31: where paddles start
 
@@ -93,7 +99,7 @@ class PongEngine(Engine):
 
     def _start(self) -> Step:
         self.left = self.right = PADDLE_CENTRE
-        self._serve()
+        self._serve(SERVE_Y, *FIRST_SERVE)
         return self._observe(())
 
     def _advance(self, action: int) -> Step:
@@ -117,7 +123,8 @@ class PongEngine(Engine):
                 events = ("point_right",) if on_left else ("point_left",)
         if events:
             self.values = SPEC.apply_events(self.values, events)
-            self._serve()
+            speed = 3 - abs(self.vx)  # horizontal speed 1 <-> 2
+            self._serve(y, speed if self.vx > 0 else -speed, self.vy)
         else:
             self.ball_x, self.ball_y = x, y
         return self._observe(events)
@@ -130,11 +137,11 @@ class PongEngine(Engine):
             step = OPPONENT_SPEED if target > centre else -OPPONENT_SPEED
             self.left = min(max(self.left + step, PADDLE_MIN), PADDLE_MAX)
 
-    def _serve(self) -> None:
+    def _serve(self, row: int, vx: int, vy: int) -> None:
+        """The ball to the centre column on `row` (kept within the serve rows), moving (vx, vy)."""
         self.ball_x = SERVE_X
-        self.ball_y = SERVE_Y + int(self.rng.integers(-SERVE_SPREAD, SERVE_SPREAD + 1))
-        self.vx = SERVE_VX[int(self.rng.integers(len(SERVE_VX)))]
-        self.vy = int(self.rng.integers(-MAX_VY, MAX_VY + 1))
+        self.ball_y = min(max(row, SERVE_Y - SERVE_SPREAD), SERVE_Y + SERVE_SPREAD)
+        self.vx, self.vy = vx, vy
 
     def _observe(self, events: tuple[str, ...]) -> Step:
         frame = np.empty((SPEC.frame_height, SPEC.frame_width, 3), dtype=np.uint8)

@@ -7,6 +7,8 @@ first frame repeat the first frame, as `GenerativeGame.reset` does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,11 +20,24 @@ from maag.spatial import MapHistory
 from maag.spec import GameSpec
 
 
-def load_episodes(path: str, game: str | None = None) -> dict[str, np.ndarray]:
-    """All episodes of a dataset folder, verified, as stacked arrays (see maag.data)."""
-    dataset = Dataset(path, game=game)
-    dataset.verify()
-    shards = list(dataset)
+def load_episodes(
+    path: str | Path, game: str | None = None, more: Sequence[str | Path] = ()
+) -> dict[str, np.ndarray]:
+    """All episodes of a dataset folder, verified, as stacked arrays (see maag.data); the
+    episodes of the folders `more` (the same game and episode length, e.g. another agent's
+    play) follow them."""
+    datasets = [Dataset(path, game=game)]
+    for folder in more:
+        datasets.append(Dataset(folder, game=datasets[0].spec.name))
+        if datasets[-1].spec != datasets[0].spec or datasets[-1].steps != datasets[0].steps:
+            raise MaagError(
+                f"{folder} cannot join {path}: another game spec or episode length "
+                f"({datasets[-1].steps} steps, not {datasets[0].steps})"
+            )
+    shards = []
+    for dataset in datasets:
+        dataset.verify()
+        shards += list(dataset)
     return {key: np.concatenate([s[key] for s in shards]) for key in shards[0]}
 
 

@@ -168,3 +168,20 @@ def test_event_share_brings_rare_events_into_batches():
     assert [len(c) for c in windowed.by_event] == [6, 302, 9]
     rare = windowed.sample(3000)["events"].sum(0)[0]
     assert 250 < rare < 450  # a third of the batch from the rare class, a third of that fires
+
+
+def test_episodes_of_several_folders_join_when_they_fit(tmp_path, traveler_data):
+    """`load_episodes(..., more=...)`: another agent's play of the same game joins the
+    data; a folder with another episode length or game is refused in one line."""
+    write_dataset("traveler", "random", 2, 60, tmp_path / "random", seed=2, progress=False)
+    first = tmp_path / "wanderer"
+    write_dataset("traveler", "wanderer", 4, 60, first, seed=1, progress=False)
+    joined = load_episodes(first, more=[tmp_path / "random"])
+    assert joined["frames"].shape[0] == 6
+    assert np.array_equal(joined["frames"][:4], traveler_data["frames"])
+    write_dataset("traveler", "random", 1, 30, tmp_path / "short", seed=3, progress=False)
+    with pytest.raises(MaagError, match="episode length"):
+        load_episodes(first, more=[tmp_path / "short"])
+    write_dataset("pong", "random", 1, 60, tmp_path / "pong", seed=3, progress=False)
+    with pytest.raises(MaagError, match="pong data"):
+        load_episodes(first, more=[tmp_path / "pong"])

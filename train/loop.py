@@ -14,7 +14,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -38,6 +38,7 @@ class Recipe:
 
     network: ClassVar[str] = ""
     data: str = ""
+    more_data: list[str] = field(default_factory=list)  # folders whose episodes join data's
     val_data: str = ""
     batch_size: int = 32  # per process
     grad_accum: int = 1
@@ -170,7 +171,7 @@ def train(task: Task, recipe: Recipe, out: str | Path, resume: bool = False, pro
                 f"{recipe.data} holds {spec.name} data unlike the {trained_on.name} data "
                 f"{run} was trained on"
             )
-    episodes = load_episodes(recipe.data)
+    episodes = load_episodes(recipe.data, more=recipe.more_data)
     val_episodes = load_episodes(recipe.val_data, game=spec.name) if recipe.val_data else None
     model = task.build(recipe, spec)
     if recipe.init_from and not resume:
