@@ -41,8 +41,9 @@ class GenerativeGame(Game):
 
     Modules (each on where the model has it, unless switched off):
     - numerical: LogicNet decides the step's events, the record applies their effects and
-      the generator is conditioned on the record's digit tokens; `Step.values` and
-      `Step.events` are the record's.
+      the generator is conditioned on the record's digit tokens (and on LogicNet's count
+      of each event this step, where it was trained with event tokens); `Step.values`
+      and `Step.events` are the record's.
     - spatial: the map's view of the next camera window becomes the generator's base
       and extra channels; the drawn frame is written back (sprites kept out). Where the
       view reveals a place the map knows nothing of, the frame is drawn with
@@ -84,7 +85,9 @@ class GenerativeGame(Game):
         self.spec = spec
         self.generator = generator.eval()
         self.context_frames = generator.config.context_frames
-        self.tokens = DigitTokenizer(spec) if generator.config.num_cond_tokens else None
+        num_tokens = generator.config.num_cond_tokens
+        with_events = num_tokens > DigitTokenizer(spec).num_tokens  # trained with event tokens
+        self.tokens = DigitTokenizer(spec, with_events) if num_tokens else None
         if self.tokens and self.tokens.num_tokens != generator.config.num_cond_tokens:
             raise MaagError(f"the generator's digit tokens do not match the {spec.name} values")
         if logicnet is not None:
@@ -233,6 +236,7 @@ class GenerativeGame(Game):
         actions = torch.tensor([action])
         clock = self._lap("inputs", clock)
         events: tuple[str, ...] = ()
+        counts: list[int] = []
         previous_camera = self.record.camera if self.record is not None else None
         if self.record is not None:
             recent = context[:, -self.logicnet.config.context_frames :]
@@ -261,7 +265,12 @@ class GenerativeGame(Game):
             clock = self._lap("spatial" if self.spatial else "inputs", clock)
         cond_ids = None
         if self.tokens:
-            ids = self.tokens.encode(self.record.values) if self.numerical else self.tokens.null()
+            if self.numerical:
+                ids = self.tokens.encode(
+                    self.record.values, counts if self.tokens.event_names else ()
+                )
+            else:
+                ids = self.tokens.null()
             cond_ids = torch.tensor([ids])
             if self.numerical:
                 every = torch.ones(1, dtype=torch.bool)

@@ -63,7 +63,9 @@ def teacher_forced_psnr(
             base, extra = generator_inputs(base, *empty, hud)
         cond_ids = None
         if tokens:
-            cond_ids = tokens.batch(batch["values"], torch.ones(n, dtype=torch.bool))
+            cond_ids = tokens.batch(
+                batch["values"], torch.ones(n, dtype=torch.bool), batch["events"]
+            )
             every = torch.ones(n, dtype=torch.bool)
             base, context = blank_hud(base, every, hud), blank_hud(context, every, hud)
         elif config.num_cond_tokens:  # module off: null tokens, as in play

@@ -7,7 +7,7 @@ generator as digit tokens, one per displayed digit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
@@ -16,38 +16,49 @@ from maag.spec import GameSpec
 
 
 class DigitTokenizer:
-    """Values <-> fixed-width digit tokens; one embedding id per (value, position, digit).
+    """Values (and, with `events`, the step's event counts) <-> condition tokens; one
+    embedding id per (slot, symbol).
 
     Id 0 is the null token (the module switched off); a value with D digits takes D slots,
-    zero-padded as the HUD draws it.
+    zero-padded as the HUD draws it. With `events`, each of the spec's events takes one
+    more slot after the digits: how often it fired this step (0 .. max_count). The values
+    alone, over a blanked HUD, do not tell the generator whether a value just changed (a
+    point scored: draw the serve; no point: draw the return); the counts do.
     """
 
     NULL = 0
 
-    def __init__(self, spec: GameSpec):
+    def __init__(self, spec: GameSpec, events: bool = False, max_count: int = 2):
         self.spec = spec
         self.slots: list[tuple[str, int]] = [
             (v.name, p) for v in spec.values for p in range(v.digits)
         ]
-        self.vocab_size = 1 + 10 * len(self.slots)
+        self.event_names = spec.event_names if events else ()
+        self.max_count = max_count
+        self._first_event_id = 1 + 10 * len(self.slots)  # digit ids stay where they were
+        self.vocab_size = self._first_event_id + (max_count + 1) * len(self.event_names)
 
     @property
     def num_tokens(self) -> int:
-        return len(self.slots)
+        return len(self.slots) + len(self.event_names)
 
-    def encode(self, values: Mapping[str, int]) -> list[int]:
-        """Token ids of `values` (checked against the spec's names and ranges)."""
+    def encode(self, values: Mapping[str, int], counts: Sequence[int] = ()) -> list[int]:
+        """Token ids of `values` (checked against the spec's names and ranges) and, with
+        event slots, of each event's count this step (spec order; above max_count counts
+        as max_count)."""
         self.spec.check_values(values)
+        if len(counts) != len(self.event_names):
+            raise MaagError(f"{len(self.event_names)} event counts expected, got {len(counts)}")
         ids = []
         for slot, (name, position) in enumerate(self.slots):
             digits = str(values[name]).zfill(self.spec.value(name).digits)
             ids.append(1 + 10 * slot + int(digits[position]))
-        return ids
+        return ids + [self._event_id(k, min(c, self.max_count)) for k, c in enumerate(counts)]
 
     def decode(self, ids: Iterable[int]) -> dict[str, int]:
-        """The values a token sequence stands for (inverse of encode)."""
+        """The values a token sequence stands for (inverse of encode; event slots ignored)."""
         digits: dict[str, str] = {v.name: "" for v in self.spec.values}
-        for slot, token in enumerate(ids):
+        for slot, token in enumerate(list(ids)[: len(self.slots)]):
             if not 1 + 10 * slot <= token < 11 + 10 * slot:
                 raise MaagError(f"token {token} cannot stand in slot {slot}")
             digits[self.slots[slot][0]] += str(token - 1 - 10 * slot)
@@ -56,8 +67,11 @@ class DigitTokenizer:
     def null(self) -> list[int]:
         return [self.NULL] * self.num_tokens
 
-    def batch(self, values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """Ids (B, num_tokens) of a value array (B, V) in spec order; null where not `keep`."""
+    def batch(
+        self, values: torch.Tensor, keep: torch.Tensor, events: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Ids (B, num_tokens) of a value array (B, V) in spec order and, with event slots,
+        of the event counts (B, E); null where not `keep`."""
         ids = torch.empty(values.shape[0], self.num_tokens, dtype=torch.long)
         slot = 0
         for i, v in enumerate(self.spec.values):
@@ -65,7 +79,15 @@ class DigitTokenizer:
                 digit = values[:, i] // 10 ** (v.digits - 1 - position) % 10
                 ids[:, slot] = 1 + 10 * slot + digit
                 slot += 1
+        if self.event_names:
+            if events is None:
+                raise MaagError("this tokenizer's event slots need the event counts")
+            for k in range(len(self.event_names)):
+                ids[:, slot + k] = self._event_id(k, events[:, k].clamp(max=self.max_count))
         return torch.where(keep[:, None], ids, torch.full_like(ids, self.NULL))
+
+    def _event_id(self, event: int, count):
+        return self._first_event_id + (self.max_count + 1) * event + count
 
 
 def blank_hud(frames: torch.Tensor, rows: torch.Tensor, hud_height: int) -> torch.Tensor:

@@ -286,6 +286,25 @@ def test_warm_start_copies_matching_weights_and_keeps_new_layers_fresh(tmp_path,
         warm_start(numerical, str(tmp_path / "nothing"), spec)
 
 
+def test_warm_start_grows_the_token_tables_for_event_tokens(tmp_path, data):
+    """A run with digit tokens starts one with event tokens too: the old token rows and
+    positions are copied, the new ones start at zero."""
+    from maag.train.generator import GeneratorTask
+    from maag.train.loop import warm_start
+
+    train_generator(recipe_for(data, steps=3, numerical=True), tmp_path / "base", progress=False)
+    spec = maag.make("traveler").spec
+    grown = GeneratorTask().build(recipe_for(data, numerical=True, event_tokens=True), spec)
+    warm_start(grown, str(tmp_path / "base"), spec)
+    base = load_file(str(tmp_path / "base/checkpoints/step-00000003/ema.safetensors"))
+    state = grown.state_dict()
+    for key in ("cond_embed.weight", "cond_pos"):
+        old = base[key]
+        assert state[key].shape != old.shape
+        assert torch.equal(state[key][tuple(slice(0, n) for n in old.shape)], old)
+        assert state[key].abs().sum() == old.abs().sum()  # the rest is zero
+
+
 def test_moving_weight_puts_the_loss_on_the_pixels_that_change(data):
     from maag.train.generator import GeneratorTask
 

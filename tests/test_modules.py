@@ -21,9 +21,9 @@ SPEC = get_game("traveler").spec
 class Replay(torch.nn.Module):
     """A stand-in generator that draws a recorded episode's frames, and keeps its inputs."""
 
-    def __init__(self, frames, extra_channels=4):
+    def __init__(self, frames, extra_channels=4, tokens=None):
         super().__init__()
-        tokens = DigitTokenizer(SPEC)
+        tokens = tokens or DigitTokenizer(SPEC)
         self.config = SimpleNamespace(
             context_frames=4, extra_channels=extra_channels,
             num_cond_tokens=tokens.num_tokens,
@@ -54,8 +54,8 @@ def episode():
     return generate_episode("traveler", "wanderer", 300, seed=8, index=0)
 
 
-def play(episode, numerical=None, spatial=None, before_step=lambda game, t: None):
-    generator = Replay(episode["frames"])
+def play(episode, numerical=None, spatial=None, before_step=lambda game, t: None, tokens=None):
+    generator = Replay(episode["frames"], tokens=tokens)
     game = GenerativeGame(
         generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(episode["events"]),
         start_cameras=episode["camera"][:1], numerical=numerical, spatial=spatial,
@@ -215,3 +215,19 @@ def test_custom_maps_prefill_what_the_map_retrieves(tmp_path):
     iio.imwrite(iio_bad, np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(maag.MaagError, match="56 px tall"):
         custom_map(str(iio_bad))
+
+
+def test_a_generator_trained_with_event_tokens_is_told_the_steps_events(episode):
+    """Its condition tokens are the record's values after the step and LogicNet's counts
+    of each event in it; with the numerical module off, all null."""
+    tokens = DigitTokenizer(SPEC, events=True)
+    game, generator, steps = play(episode, tokens=tokens)
+    assert game.tokens.event_names == SPEC.event_names
+    fired = 0
+    for t, (_, _, cond_ids) in enumerate(generator.seen, start=1):
+        counts = episode["events"][t].tolist()
+        assert cond_ids[0].tolist() == tokens.encode(steps[t].values, counts)
+        fired += any(counts)
+    assert fired >= 5
+    _, generator, _ = play(episode, numerical=False, tokens=tokens)
+    assert all(not cond_ids.any() for _, _, cond_ids in generator.seen)

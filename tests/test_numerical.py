@@ -71,6 +71,26 @@ def traveler_data(tmp_path_factory):
     return load_episodes(out)
 
 
+def test_event_tokens_follow_the_digit_tokens_and_tell_counts_apart():
+    spec = get_game("pong").spec
+    plain, with_events = DigitTokenizer(spec), DigitTokenizer(spec, events=True)
+    values = {"left": 3, "right": 12}
+    assert with_events.num_tokens == plain.num_tokens + len(spec.events)
+    assert with_events.encode(values, [0, 1])[: plain.num_tokens] == plain.encode(values)
+    counts = ([0, 0], [1, 0], [0, 1], [2, 0], [0, 2], [1, 1])
+    encoded = {tuple(with_events.encode(values, c)) for c in counts}
+    assert len(encoded) == len(counts)
+    assert max(max(ids) for ids in encoded) < with_events.vocab_size
+    assert with_events.encode(values, [5, 0]) == with_events.encode(values, [2, 0])
+    batch = with_events.batch(torch.tensor([[3, 12]]), torch.tensor([True]), torch.tensor([[0, 1]]))
+    assert batch[0].tolist() == with_events.encode(values, [0, 1])
+    assert with_events.decode(with_events.encode(values, [1, 0])) == values
+    with pytest.raises(MaagError, match="event counts"):
+        with_events.encode(values)
+    with pytest.raises(MaagError, match="event counts"):
+        with_events.batch(torch.tensor([[3, 12]]), torch.tensor([True]))
+
+
 def test_logicnet_overfits_a_small_set(traveler_data):
     torch.manual_seed(0)
     recipe = LogicNetRecipe(width=16)

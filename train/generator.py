@@ -29,6 +29,7 @@ class GeneratorRecipe(Recipe):
     motion_skip: bool = True  # weigh base copies shifted by one scroll step (see models/dit.py)
     numerical: bool = False  # condition on the values' digit tokens (the numerical module)
     token_dropout: float = 0.15  # share of examples without tokens: the module can be off
+    event_tokens: bool = False  # with numerical: also a token per event, its count this step
     spatial: bool = False  # condition on the spatial map's view (the spatial module)
     map_dropout: float = 0.15  # share of examples without the map: the module can be off
     max_corruption: float = 0.2  # context noise augmentation, std in [-1, 1] units
@@ -57,7 +58,7 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec):
         )
     sx, sy = spec.scroll
     offsets = [(dx, dy) for dx, dy in ((sx, 0), (-sx, 0), (0, sy), (0, -sy)) if dx or dy]
-    tokens = DigitTokenizer(spec) if recipe.numerical else None
+    tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
     return FrameDiT(
         frame_size=spec.frame_height,
         patch_size=recipe.patch_size,
@@ -96,7 +97,7 @@ class GeneratorTask:
         from maag.numerical import DigitTokenizer
 
         self.spec = spec
-        self.tokens = DigitTokenizer(spec) if recipe.numerical else None
+        self.tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
         return build_generator(recipe, spec)
 
     def map_views(self, episodes, recipe: GeneratorRecipe):
@@ -120,7 +121,7 @@ class GeneratorTask:
             map_on = (torch.rand(len(context), generator=noise) >= recipe.map_dropout).numpy()
         if self.tokens:
             keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
-            cond_ids = self.tokens.batch(batch["values"], keep).to(device)
+            cond_ids = self.tokens.batch(batch["values"], keep, batch["events"]).to(device)
 
         def base_of(last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             """The generator's base (and map channels) from a last context frame."""

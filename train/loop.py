@@ -284,23 +284,23 @@ def warm_start(model: torch.nn.Module, run: str, spec: GameSpec) -> None:
     own = model.state_dict()
     for key, value in list(weights.items()):
         if key in own and own[key].shape != value.shape:
-            if not _more_inputs(own[key], value):
+            if not _grown(own[key], value):
                 raise MaagError(f"init_from: {run} has another shape for {key}")
-            # new input channels (a module's map view) start at zero: same function at first
+            # new input channels (a module's map view), new condition tokens (event counts)
+            # start at zero: the same function at first
             grown = torch.zeros_like(own[key])
-            grown[:, : value.shape[1]] = value
+            grown[tuple(slice(0, n) for n in value.shape)] = value
             weights[key] = grown
     model.load_state_dict(weights, strict=False)
 
 
-def _more_inputs(new: torch.Tensor, old: torch.Tensor) -> bool:
-    """Whether `new` is `old` with more input channels (dim 1), all else equal."""
-    return (
-        new.ndim == old.ndim >= 2
-        and new.shape[0] == old.shape[0]
-        and new.shape[2:] == old.shape[2:]
-        and new.shape[1] > old.shape[1]
-    )
+def _grown(new: torch.Tensor, old: torch.Tensor) -> bool:
+    """Whether `new` is `old` grown along one dimension, all others equal."""
+    if new.ndim != old.ndim:
+        return False
+    larger = [n > o for n, o in zip(new.shape, old.shape, strict=True)]
+    same = [n == o for n, o in zip(new.shape, old.shape, strict=True)]
+    return sum(larger) == 1 and sum(same) == new.ndim - 1
 
 
 def check_ranks_in_sync(accelerator, model: torch.nn.Module) -> None:
