@@ -190,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         recipe = recipe_type.load(args.recipe) if args.recipe else recipe_type()
         recipe = recipe.updated(overrides)
-    train(task, recipe, args.out, args.resume, not args.quiet)
+    train(task, recipe, args.out, args.resume, not args.quiet, args.compile)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -370,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
         net.add_argument("--recipe", help="recipe name or JSON file (e.g. traveler_baseline)")
         net.add_argument("--resume", action="store_true", help="continue the run in --out")
         net.add_argument("--out", required=True, help="run folder: checkpoints, metrics")
+        net.add_argument(
+            "--compile",
+            action="store_true",
+            help="torch.compile the network (a minute to start; measure the gain: 1.05x for the "
+            "Pong generator on our 2-core CPU)",
+        )
         net.add_argument("--data", help="training dataset folder")
         net.add_argument("--val-data", help="held-out dataset folder for evaluation")
         net.add_argument("--steps", type=_positive, help="total optimizer steps")

@@ -274,7 +274,7 @@ def test_warm_start_copies_matching_weights_and_keeps_new_layers_fresh(tmp_path,
     spec = maag.make("traveler").spec
     numerical = GeneratorTask().build(recipe_for(data, numerical=True, spatial=True), spec)
     fresh_tokens = numerical.cond_embed.weight.clone()
-    warm_start(numerical, str(tmp_path / "base"), spec)
+    warm_start(numerical, str(tmp_path / "base"), spec, "generator")
     base = load_file(str(tmp_path / "base/checkpoints/step-00000003/ema.safetensors"))
     state = numerical.state_dict()
     patch = "patch_embed.weight"  # 4 more input channels (the map view), zero at first
@@ -283,7 +283,7 @@ def test_warm_start_copies_matching_weights_and_keeps_new_layers_fresh(tmp_path,
     assert not state[patch][:, base[patch].shape[1] :].any()
     assert torch.equal(numerical.cond_embed.weight, fresh_tokens)
     with pytest.raises(MaagError, match="holds no checkpoint"):
-        warm_start(numerical, str(tmp_path / "nothing"), spec)
+        warm_start(numerical, str(tmp_path / "nothing"), spec, "generator")
 
 
 def test_warm_start_grows_the_token_tables_for_event_tokens(tmp_path, data):
@@ -295,7 +295,7 @@ def test_warm_start_grows_the_token_tables_for_event_tokens(tmp_path, data):
     train_generator(recipe_for(data, steps=3, numerical=True), tmp_path / "base", progress=False)
     spec = maag.make("traveler").spec
     grown = GeneratorTask().build(recipe_for(data, numerical=True, event_tokens=True), spec)
-    warm_start(grown, str(tmp_path / "base"), spec)
+    warm_start(grown, str(tmp_path / "base"), spec, "generator")
     base = load_file(str(tmp_path / "base/checkpoints/step-00000003/ema.safetensors"))
     state = grown.state_dict()
     for key in ("cond_embed.weight", "cond_pos"):
@@ -303,6 +303,27 @@ def test_warm_start_grows_the_token_tables_for_event_tokens(tmp_path, data):
         assert state[key].shape != old.shape
         assert torch.equal(state[key][tuple(slice(0, n) for n in old.shape)], old)
         assert state[key].abs().sum() == old.abs().sum()  # the rest is zero
+
+
+def test_warm_start_from_a_shipped_model_folder(tmp_path, data):
+    """init_from may name a model folder (float16 weights): its generator's weights start
+    the run, within float16's precision; a folder without that network is refused."""
+    from maag.train.generator import GeneratorTask
+    from maag.train.loop import warm_start
+
+    train_generator(recipe_for(data, steps=3), tmp_path / "run", progress=False)
+    export_model(str(tmp_path / "run"), str(tmp_path / "model"))
+    spec = maag.make("traveler").spec
+    model = GeneratorTask().build(recipe_for(data), spec)
+    warm_start(model, str(tmp_path / "model"), spec, "generator")
+    trained = load_file(str(tmp_path / "run/checkpoints/step-00000003/ema.safetensors"))
+    state = model.state_dict()
+    assert all(state[k].dtype == torch.float32 for k in trained)
+    assert all(torch.allclose(state[k], v, rtol=1e-3, atol=1e-4) for k, v in trained.items())
+    with pytest.raises(MaagError, match="cannot be read"):
+        warm_start(model, str(tmp_path / "model"), spec, "logicnet")
+    with pytest.raises(MaagError, match="another game"):
+        warm_start(model, str(tmp_path / "model"), maag.make("pong").spec, "generator")
 
 
 def test_moving_weight_puts_the_loss_on_the_pixels_that_change(data):
@@ -335,3 +356,16 @@ def test_moving_weight_puts_the_loss_on_the_pixels_that_change(data):
         model, *args, torch.zeros(2), torch.Generator().manual_seed(1), weight=ones
     )
     assert torch.allclose(plain_loss, same)
+
+
+def test_every_shipped_recipe_loads_as_its_networks_recipe():
+    """A recipe in train/recipes with a misspelt field fails here, not hours into a run."""
+    from maag.train.logicnet import LogicNetRecipe
+    from maag.train.loop import RECIPES
+
+    kinds = {"generator": GeneratorRecipe, "logicnet": LogicNetRecipe}
+    paths = sorted(RECIPES.glob("*.json"))
+    assert paths
+    for path in paths:
+        recipe = kinds[json.loads(path.read_text())["network"]].load(path.stem)
+        assert recipe.data and recipe.steps > 0, path.name

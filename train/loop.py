@@ -55,7 +55,7 @@ class Recipe:
     checkpoint_every: int = 250
     sample_every: int = 0
     keep_checkpoints: int = 2
-    init_from: str = ""  # a run whose latest EMA weights start this one (new layers stay fresh)
+    init_from: str = ""  # a run (latest EMA) or model folder whose weights start this one
     # share of each batch drawn from transitions where an event fires, the event chosen
     # evenly among those the data holds: rare events (a point in Pong, a death) get seen
     event_share: float = 0.0
@@ -138,8 +138,16 @@ class Task(Protocol):
     def sample(self, path: Path, ema, spec: GameSpec, episodes: dict, recipe: Any) -> None: ...
 
 
-def train(task: Task, recipe: Recipe, out: str | Path, resume: bool = False, progress: bool = True):
-    """Train (or resume) run folder `out`."""
+def train(
+    task: Task,
+    recipe: Recipe,
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    compile: bool = False,
+):
+    """Train (or resume) run folder `out`; `compile`: torch.compile the trained network in
+    place (its weights' names unchanged, so checkpoints are the same either way)."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -175,8 +183,10 @@ def train(task: Task, recipe: Recipe, out: str | Path, resume: bool = False, pro
     val_episodes = load_episodes(recipe.val_data, game=spec.name) if recipe.val_data else None
     model = task.build(recipe, spec)
     if recipe.init_from and not resume:
-        warm_start(model, recipe.init_from, spec)
+        warm_start(model, recipe.init_from, spec, recipe.network)
     ema = copy.deepcopy(model).requires_grad_(False)
+    if compile:
+        model.compile()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
     )
@@ -271,27 +281,45 @@ def train(task: Task, recipe: Recipe, out: str | Path, resume: bool = False, pro
     return run
 
 
-def warm_start(model: torch.nn.Module, run: str, spec: GameSpec) -> None:
-    """Copy every matching weight from `run`'s latest EMA checkpoint into `model`."""
-    from safetensors.torch import load_file
-
-    checkpoint = CheckpointStore(run).latest()
-    if checkpoint is None:
-        raise MaagError(f"init_from: {run} holds no checkpoint")
-    if GameSpec.from_dict(json.loads((Path(run) / "spec.json").read_text())) != spec:
-        raise MaagError(f"init_from: {run} was trained on another game's data")
-    weights = load_file(str(checkpoint / "ema.safetensors"))
+def warm_start(model: torch.nn.Module, source: str, spec: GameSpec, network: str) -> None:
+    """Copy every matching weight into `model` from `source`: a run (its latest EMA
+    checkpoint) or a shipped model folder (its `network` subfolder's weights)."""
+    weights, trained_on = _warm_start_weights(Path(source), network)
+    if trained_on != spec:
+        raise MaagError(f"init_from: {source} was trained on another game's data")
     own = model.state_dict()
     for key, value in list(weights.items()):
         if key in own and own[key].shape != value.shape:
             if not _grown(own[key], value):
-                raise MaagError(f"init_from: {run} has another shape for {key}")
+                raise MaagError(f"init_from: {source} has another shape for {key}")
             # new input channels (a module's map view), new condition tokens (event counts)
             # start at zero: the same function at first
             grown = torch.zeros_like(own[key])
             grown[tuple(slice(0, n) for n in value.shape)] = value
             weights[key] = grown
-    model.load_state_dict(weights, strict=False)
+    model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+
+
+def _warm_start_weights(source: Path, network: str) -> tuple[dict[str, torch.Tensor], GameSpec]:
+    """(weights, spec) of a run or a model folder, or MaagError naming what is missing."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if (source / "model.json").exists():  # a shipped model folder (float16 weights)
+        from maag.generative import read_model_config
+
+        path = source / network / "diffusion_pytorch_model.safetensors"
+        spec = GameSpec.from_dict(read_model_config(source)["spec"])
+    else:
+        checkpoint = CheckpointStore(source).latest()
+        if checkpoint is None:
+            raise MaagError(f"init_from: {source} holds no checkpoint and no model.json")
+        path = checkpoint / "ema.safetensors"
+        spec = GameSpec.from_dict(json.loads((source / "spec.json").read_text()))
+    try:
+        return load_file(str(path)), spec
+    except (OSError, SafetensorError) as exc:
+        raise MaagError(f"init_from: {path} cannot be read: {exc}") from None
 
 
 def _grown(new: torch.Tensor, old: torch.Tensor) -> bool:
