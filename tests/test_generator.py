@@ -149,6 +149,22 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, data):
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
+def test_a_compiled_run_checkpoints_the_same_weights_as_a_plain_one(tmp_path, data):
+    """`maag train --compile`: the same weight names (an export or a resume without
+    --compile reads them) and, up to the compiled kernels' rounding, the same values."""
+    from maag.train.generator import GeneratorTask
+    from maag.train.loop import train
+
+    recipe = recipe_for(data, steps=2, checkpoint_every=2)
+    train(GeneratorTask(), recipe, tmp_path / "compiled", progress=False, compile=True)
+    train_generator(recipe, tmp_path / "plain", progress=False)
+    for name in ("model", "ema"):
+        a = load_file(str(tmp_path / "compiled/checkpoints/step-00000002" / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "plain/checkpoints/step-00000002" / f"{name}.safetensors"))
+        assert a.keys() == b.keys(), name
+        assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a), name
+
+
 def test_resume_and_restart_mistakes_are_refused(tmp_path, data):
     with pytest.raises(MaagError, match="nothing to resume"):
         train_generator(recipe_for(data), tmp_path / "empty", resume=True, progress=False)
