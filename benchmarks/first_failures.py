@@ -11,7 +11,9 @@ generator draws the failing frame from the engine's own context frames (teacher-
 with each event told to it in turn (with event tokens; none, then each event once), at 2
 and 8 sampler steps (generators with a map input are not probed yet): the reader's
 account of each drawing says whether the failure is the generator's, and whether the event
-tokens steer it.
+tokens steer it. `--data` then finds the same scene in the training data and draws those
+transitions too: a scene the data holds often but the generator draws wrong is one it has
+not fitted.
 """
 
 from __future__ import annotations
@@ -53,37 +55,70 @@ def brief(reading) -> str:
     return ", ".join(f"{k} {v}" for k, v in shown.items() if len(repr(v)) < 80)
 
 
-def probe(game: GenerativeGame, definition, frames, values, actions, t: int) -> np.ndarray:
-    """Draw frame `t` from the engine's frames t-K..t-1, told each event in turn: the
-    engine's frame and every drawing side by side."""
+def draw(game: GenerativeGame, contexts: np.ndarray, actions, ids, steps: int) -> np.ndarray:
+    """Frames (B, H, W, 3) drawn from context frames (B, K, H, W, 3) uint8, the actions
+    and the condition token ids (B, N), over a blanked HUD, snapped to the palette."""
     from maag.models.flow import FlowSampler, stack_context, to_uint8, to_unit
     from maag.numerical import blank_hud
 
-    spec, hud = definition.spec, definition.spec.hud_height
-    k = game.generator.config.context_frames
-    context = to_unit(torch.from_numpy(np.stack(frames[t - k : t])))[None]
-    every = torch.ones(1, dtype=torch.bool)
+    hud = game.spec.hud_height
+    context = to_unit(torch.as_tensor(contexts))
+    every = torch.ones(len(context), dtype=torch.bool)
     base, context = blank_hud(context[:, -1], every, hud), blank_hud(context, every, hud)
-    told = [()] + [(e.name,) for e in spec.events]
+    frames = FlowSampler(steps).sample(
+        game.generator, base=base, context=stack_context(context),
+        action=torch.as_tensor(actions), generator=torch.Generator().manual_seed(0),
+        cond_ids=torch.as_tensor(ids),
+    )  # fmt: skip
+    pixels = to_uint8(frames).numpy()
+    if game.palette is not None:
+        pixels = np.stack([game.palette.snap(np.ascontiguousarray(p), hud) for p in pixels])
+    return pixels
+
+
+def probe(game: GenerativeGame, definition, frames, values, actions, t: int) -> np.ndarray:
+    """Draw frame `t` from the engine's frames t-K..t-1, told each event in turn: the
+    engine's frame and every drawing side by side."""
+    spec = definition.spec
+    contexts = np.stack(frames[t - game.generator.config.context_frames : t])[None]
     drawn = [frames[t]]
     print(f"  step {t}, the engine's frame reads: {brief(definition.read_frame(frames[t]))}")
-    for events in told:
+    for events in [()] + [(e.name,) for e in spec.events]:
         counts = [int(name in events) for name in spec.event_names]
         shown = spec.apply_events(values[t - 1], events)
-        ids = torch.tensor([game.tokens.encode(shown, counts if game.tokens.event_names else ())])
+        ids = [game.tokens.encode(shown, counts if game.tokens.event_names else ())]
         for steps in (2, 8):
-            frame = FlowSampler(steps).sample(
-                game.generator, base=base, context=stack_context(context),
-                action=torch.tensor([actions[t - 1]]), generator=torch.Generator().manual_seed(0),
-                cond_ids=ids,
-            )  # fmt: skip
-            pixels = np.ascontiguousarray(to_uint8(frame[0]).numpy())
-            if game.palette is not None:
-                pixels = game.palette.snap(pixels, hud)
-            drawn.append(pixels)
-            reading = brief(definition.read_frame(pixels))
+            drawn.append(draw(game, contexts, [actions[t - 1]], ids, steps)[0])
+            reading = brief(definition.read_frame(drawn[-1]))
             print(f"  told {events or 'no event'}, {steps} steps: {reading}")
     return np.concatenate(drawn, axis=1)
+
+
+def in_training_data(game: GenerativeGame, definition, data: str, frame: np.ndarray) -> None:
+    """The transitions of `data` into the same scene as `frame` (the HUD aside), drawn
+    teacher-forced with their true tokens: how many the reader reads as the data shows."""
+    from maag.transitions import TransitionSampler, load_episodes
+
+    hud = game.spec.hud_height
+    episodes = load_episodes(data, game=game.spec.name)
+    same = (episodes["frames"][:, 1:, hud:] == frame[hud:]).all(axis=(2, 3, 4))
+    episode, target = np.nonzero(same)
+    episode, target = episode[:64], target[:64] + 1
+    if not len(episode):
+        print(f"  {data} never shows this scene")
+        return
+    batch = TransitionSampler(episodes, game.generator.config.context_frames).gather(
+        episode, target
+    )
+    every = torch.ones(len(episode), dtype=torch.bool)
+    events = batch["events"] if game.tokens.event_names else None
+    ids = game.tokens.batch(batch["values"], every, events)
+    drawn = draw(game, batch["context"].numpy(), batch["action"], ids, 2)
+    right = sum(
+        definition.read_frame(d) == definition.read_frame(f)
+        for d, f in zip(drawn, batch["target"].numpy(), strict=True)
+    )
+    print(f"  {data} shows this scene {int(same.sum())} times: {right} of {len(drawn)} drawn right")
 
 
 def main() -> None:
@@ -94,6 +129,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=12345, help="maag bench's default")
     parser.add_argument("--probe", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--data", help="with --probe: the training data, searched for the scene")
     args = parser.parse_args()
     torch.set_num_threads(1)
     game = load(args.model)
@@ -117,6 +153,8 @@ def main() -> None:
         elif args.probe:
             episode = engine_frames(definition, agent, args.seed, index, first)
             strips["probe"] = probe(game, definition, *episode, first)
+            if args.data:
+                in_training_data(game, definition, args.data, episode[0][first])
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             for name, strip in strips.items():

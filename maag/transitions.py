@@ -91,6 +91,8 @@ class TransitionSampler:
         maps: MapViews | None = None,
         event_share: float = 0.0,
         event_window: int = 1,
+        close_calls: np.ndarray | None = None,
+        close_call_share: float = 0.0,
     ):
         """`event_share` of every random batch comes from transitions where an event
         fires: per example an event class the data holds, chosen evenly, then one of its
@@ -98,9 +100,11 @@ class TransitionSampler:
         `event_window` w > 1 an event's class also holds the w - 1 transitions after it
         (a serve after a point, a respawn after a death: the next frames are the hard
         ones), and the episodes' first w transitions (a start from a still context) form
-        one more class."""
-        if not 0.0 <= event_share <= 1.0:
-            raise MaagError(f"event_share must be within 0..1, got {event_share}")
+        one more class. `close_call_share` of the rest comes from `close_calls`, flat
+        transition indices (episode * T + target - 1; see `close_calls`)."""
+        for name, share in (("event_share", event_share), ("close_call_share", close_call_share)):
+            if not 0.0 <= share <= 1.0:
+                raise MaagError(f"{name} must be within 0..1, got {share}")
         if event_window < 1:
             raise MaagError(f"event_window must be at least 1, got {event_window}")
         self.frames = episodes["frames"]  # (E, T+1, H, W, 3)
@@ -123,6 +127,8 @@ class TransitionSampler:
             classes.append(start)
         self.by_event = [np.flatnonzero(c) for c in classes]
         self.by_event = [flat for flat in self.by_event if len(flat)]
+        self.close_calls = close_calls if close_calls is not None and len(close_calls) else None
+        self.close_call_share = close_call_share
 
     def gather(self, episode: np.ndarray, target: np.ndarray) -> dict[str, torch.Tensor]:
         """The transitions into frame `target` (>= 1) of `episode` (index arrays)."""
@@ -144,6 +150,12 @@ class TransitionSampler:
         for i in np.flatnonzero(with_event):
             candidates = self.by_event[self.rng.integers(len(self.by_event))]
             flat[i] = candidates[self.rng.integers(len(candidates))]
+        if self.close_calls is not None:
+            close = ~np.asarray(with_event, bool) & (
+                self.rng.random(batch_size) < self.close_call_share
+            )
+            picks = self.rng.integers(len(self.close_calls), size=int(close.sum()))
+            flat[close] = self.close_calls[picks]
         return self.gather(flat // steps, flat % steps + 1)
 
     def evenly_spaced(self, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,3 +169,24 @@ class TransitionSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state
+
+
+def close_calls(episodes: dict[str, np.ndarray], logicnet, count: int) -> np.ndarray:
+    """Flat indices (episode * T + target - 1) of the `count` transitions where no event
+    fires that `logicnet` finds likeliest to fire one: the close calls (a ball returned by
+    a paddle's last row, a ghost passing by), found by no game-specific rule."""
+    from maag.models.flow import stack_context, to_unit
+
+    sampler = TransitionSampler(episodes, logicnet.config.context_frames)
+    total = episodes["actions"].size
+    episode, target = sampler.evenly_spaced(total)  # every transition, in flat order
+    scores = np.empty(total, np.float32)
+    for start in range(0, total, 512):
+        batch = sampler.gather(episode[start : start + 512], target[start : start + 512])
+        with torch.inference_mode():
+            logits = logicnet(stack_context(to_unit(batch["context"])), batch["action"])
+        fires = 1 - logits.float().softmax(dim=-1)[..., 0]  # (B, events): P(count > 0)
+        quiet = batch["events"].sum(dim=1) == 0
+        scores[start : start + 512] = torch.where(quiet, fires.amax(dim=1), -1.0).numpy()
+    ranked = np.argsort(-scores, kind="stable")[:count]
+    return ranked[scores[ranked] >= 0]

@@ -1,5 +1,6 @@
 """The numerical module: exact record, digit tokens, LogicNet, and the plumbing between them."""
 
+from collections import Counter
 from types import SimpleNamespace
 
 import numpy as np
@@ -188,6 +189,46 @@ def test_event_share_brings_rare_events_into_batches():
     assert [len(c) for c in windowed.by_event] == [6, 302, 9]
     rare = windowed.sample(3000)["events"].sum(0)[0]
     assert 250 < rare < 450  # a third of the batch from the rare class, a third of that fires
+
+
+def test_close_calls_fill_their_share_of_the_batches_after_the_events():
+    steps = 50
+    frames = np.zeros((2, steps + 1, 4, 4, 3), np.uint8)
+    frames[..., 0, 0, 0] = np.arange(2)[:, None]  # each frame tells its episode and step
+    frames[..., 0, 0, 1] = np.arange(steps + 1)
+    data = {
+        "frames": frames,
+        "actions": np.zeros((2, steps), np.int64),
+        "values": np.zeros((2, steps + 1, 1), np.int32),
+        "camera": np.zeros((2, steps + 1, 2), np.int32),
+        "events": np.zeros((2, steps + 1, 1), np.uint8),
+    }
+    data["events"][1, 10, 0] = 1
+    close = np.array([3, 77])  # flat: episode * steps + target - 1 -> frames (0, 4), (1, 28)
+    sampler = TransitionSampler(data, 1, 0, None, 0.25, 1, close, 1.0)
+    targets = sampler.sample(4000)["target"][:, 0, 0, :2].numpy()
+    drawn = Counter(map(tuple, targets.tolist()))
+    assert set(drawn) == {(1, 10), (0, 4), (1, 28)}  # the event, else only the close calls
+    assert 900 < drawn[(1, 10)] < 1100
+    with pytest.raises(MaagError, match=r"close_call_share must be within 0\.\.1"):
+        TransitionSampler(data, 1, close_calls=close, close_call_share=2.0)
+
+
+def test_pongs_close_calls_are_balls_at_a_paddle_face(tmp_path):
+    """The shipped Pong LogicNet's likeliest quiet transitions: mostly a ball at (or just
+    back from) a paddle face, a return, where a uniform draw finds one in ten."""
+    from maag.games.pong import read_frame
+    from maag.transitions import close_calls
+
+    write_dataset("pong", "tracker", 2, 300, tmp_path, seed=5, progress=False)
+    episodes = load_episodes(tmp_path)
+    flat = close_calls(episodes, maag.load("models/pong").logicnet, 20)
+    episode, target = flat // 300, flat % 300 + 1
+    assert len(flat) == 20 and not episodes["events"][episode, target].any()
+    balls = [
+        read_frame(episodes["frames"][e, t]).ball for e, t in zip(episode, target, strict=True)
+    ]
+    assert sum(b is not None and (b[0] <= 6 or b[0] >= 56) for b in balls) >= 8
 
 
 def test_episodes_of_several_folders_join_when_they_fit(tmp_path, traveler_data):

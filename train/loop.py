@@ -60,6 +60,11 @@ class Recipe:
     # evenly among those the data holds: rare events (a point in Pong, a death) get seen
     event_share: float = 0.0
     event_window: int = 1  # with it, the transitions after an event and an episode's start
+    # share of the rest drawn from the close calls: the close_call_count transitions without
+    # an event that the LogicNet of model folder close_call_model finds likeliest to have one
+    close_call_share: float = 0.0
+    close_call_model: str = ""
+    close_call_count: int = 4096
 
     # fields a resumed run may change; every other one is fixed by the run's recipe.json
     RESUMABLE: ClassVar[tuple[str, ...]] = (
@@ -199,6 +204,8 @@ def train(
         maps,
         recipe.event_share,
         recipe.event_window,
+        find_close_calls(episodes, recipe) if recipe.close_call_share else None,
+        recipe.close_call_share,
     )
     noise = torch.Generator().manual_seed(rank_seed)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -279,6 +286,20 @@ def train(
     if main:
         print(f"trained {run} to step {step}")
     return run
+
+
+def find_close_calls(episodes: dict, recipe: Recipe) -> np.ndarray:
+    """The close calls of `episodes` by the LogicNet of the recipe's close_call_model."""
+    from maag.generative import load
+    from maag.transitions import close_calls
+
+    logicnet = load(recipe.close_call_model).logicnet if recipe.close_call_model else None
+    if logicnet is None:
+        raise MaagError(
+            f"close_call_share needs close_call_model, a model folder with a LogicNet "
+            f"(got {recipe.close_call_model!r})"
+        )
+    return close_calls(episodes, logicnet, recipe.close_call_count)
 
 
 def warm_start(model: torch.nn.Module, source: str, spec: GameSpec, network: str) -> None:
