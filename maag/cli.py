@@ -400,7 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="model folder to write (e.g. models/traveler)")
     export.add_argument("--start-frames", type=_positive, default=8, help="start frames to keep")
     export.add_argument("--weights", choices=("ema", "model"), default="ema")
-    export.add_argument("--logicnet-run", help="LogicNet run: adds the numerical module")
+    export.add_argument(
+        "--logicnet-run",
+        help="LogicNet run, or a model folder whose LogicNet to take: adds the numerical module",
+    )
     export.add_argument("--float32", action="store_true", help="store float32 (default float16)")
     export.add_argument("--sampler-steps", type=_positive, help="default steps per frame")
     export.add_argument(

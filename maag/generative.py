@@ -463,7 +463,7 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def _load_network(cls: Any, folder: Path, what: str) -> Any:
+def load_network(cls: Any, folder: Path, what: str) -> Any:
     """A diffusers-style network from safetensors + config.json, or MaagError."""
     try:
         return cls.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32)
@@ -495,10 +495,10 @@ def load(
     spec = GameSpec.from_dict(config["spec"])
     if game is not None and spec.name != game:
         raise MaagError(f"model {path} is a {spec.name} model, not {game}")
-    generator = _load_network(FrameDiT, path / "generator", "generator weights")
+    generator = load_network(FrameDiT, path / "generator", "generator weights")
     logicnet = None
     if (path / "logicnet").is_dir() and (numerical, spatial) != (False, False):
-        logicnet = _load_network(LogicNet, path / "logicnet", "LogicNet weights")
+        logicnet = load_network(LogicNet, path / "logicnet", "LogicNet weights")
     try:
         starts = load_file(str(path / "start_frames.safetensors"))
         start_frames, start_cameras = starts["frames"], starts["cameras"]

@@ -136,6 +136,21 @@ def recipe_for(data, **overrides):
     )  # fmt: skip
 
 
+def test_export_takes_the_logicnet_of_a_shipped_model_folder(tmp_path, data):
+    run = tmp_path / "run"
+    train_generator(recipe_for(data, steps=1), run, progress=False)
+    folder = export_model(str(run), str(tmp_path / "m"), logicnet_run="models/traveler")
+    shipped, exported = load("models/traveler").logicnet, load(folder).logicnet
+    for name, weight in shipped.state_dict().items():
+        assert torch.equal(exported.state_dict()[name], weight), name
+    provenance = json.loads((folder / "model.json").read_text())["provenance"]["logicnet"]
+    assert provenance["model"] == "models/traveler" and provenance["step"] > 0
+    with pytest.raises(MaagError, match="has no LogicNet"):
+        export_model(str(run), str(tmp_path / "m2"), logicnet_run="models/traveler-baseline")
+    with pytest.raises(MaagError, match="is a pong LogicNet"):
+        export_model(str(run), str(tmp_path / "m2"), logicnet_run="models/pong")
+
+
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, data):
     whole, split = tmp_path / "whole", tmp_path / "split"
     train_generator(recipe_for(data), whole, progress=False)

@@ -43,6 +43,21 @@ def restore(run: str, recipe_type: Any, task: Any, weights: str = "ema"):
     return network, spec, provenance, recipe
 
 
+def restore_logicnet(source: str, weights: str = "ema") -> tuple[Any, GameSpec, dict]:
+    """(LogicNet, spec, provenance) from a LogicNet run or from a model folder's LogicNet."""
+    from maag.generative import load_network, read_model_config
+    from maag.models.logicnet import LogicNet
+
+    if not (Path(source) / "model.json").is_file():
+        return restore(source, LogicNetRecipe, LogicNetTask(), weights)[:3]
+    config = read_model_config(source)
+    if not (Path(source) / "logicnet").is_dir():
+        raise MaagError(f"model {source} has no LogicNet")
+    logicnet = load_network(LogicNet, Path(source) / "logicnet", "LogicNet weights")
+    provenance = {"model": str(source), **config.get("provenance", {}).get("logicnet", {})}
+    return logicnet, GameSpec.from_dict(config["spec"]), provenance
+
+
 def export_model(
     run: str,
     out: str,
@@ -54,7 +69,8 @@ def export_model(
     reveal_sampler_steps: int | None = None,
     palette: bool = False,
 ) -> Path:
-    """Write model folder `out` from generator run `run` (and a LogicNet run).
+    """Write model folder `out` from generator run `run` (and a LogicNet: a run's latest
+    checkpoint, or the LogicNet of a model folder, provenance and all).
 
     Weights are stored in float16 unless `half` is off (they load as float32). With
     `palette`, the colours of the run's training frames (HUD band and view apart) become
@@ -66,9 +82,7 @@ def export_model(
     generator, spec, provenance, recipe = restore(run, GeneratorRecipe, GeneratorTask(), weights)
     logicnet = None
     if logicnet_run is not None:
-        logicnet, logic_spec, logic_provenance, _ = restore(
-            logicnet_run, LogicNetRecipe, LogicNetTask(), weights
-        )
+        logicnet, logic_spec, logic_provenance = restore_logicnet(logicnet_run, weights)
         if logic_spec != spec:
             raise MaagError(
                 f"{logicnet_run} is a {logic_spec.name} LogicNet, {run} a {spec.name} run"
