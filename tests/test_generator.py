@@ -16,6 +16,8 @@ from safetensors.torch import load_file
 import maag
 from maag.data import write_dataset
 from maag.errors import MaagError
+from maag.games import GAMES
+from maag.games.common import hud_band, read_hud
 from maag.generative import (
     GenerativeGame,
     load,
@@ -26,7 +28,12 @@ from maag.models.dit import FrameDiT
 from maag.models.flow import FlowSampler, stack_context, to_unit, training_loss
 from maag.palette import Palette
 from maag.train.export import export_model
-from maag.train.generator import GeneratorRecipe, change_weight, train_generator
+from maag.train.generator import (
+    GeneratorRecipe,
+    change_weight,
+    train_generator,
+    with_random_values,
+)
 from maag.transitions import TransitionSampler, load_episodes
 
 TINY = {"hidden_size": 32, "depth": 2, "num_heads": 2}
@@ -149,6 +156,42 @@ def test_export_takes_the_logicnet_of_a_shipped_model_folder(tmp_path, data):
         export_model(str(run), str(tmp_path / "m2"), logicnet_run="models/traveler-baseline")
     with pytest.raises(MaagError, match="is a pong LogicNet"):
         export_model(str(run), str(tmp_path / "m2"), logicnet_run="models/pong")
+
+
+@pytest.mark.parametrize("name", sorted(GAMES))
+def test_random_values_redraw_the_hud_as_the_engine_draws_it(name):
+    spec, engine = GAMES[name].spec, GAMES[name].engine(0)
+    steps = [engine.reset(0)] + [engine.step(t % len(spec.actions)) for t in range(1, 32)]
+    frames = torch.from_numpy(np.stack([s.frame for s in steps]))
+    values = torch.tensor([[s.values[n] for n in spec.value_names] for s in steps])
+    redraw = torch.arange(len(steps)) % 4 != 0
+    hud = spec.hud_height
+    for step in steps:  # what the redraw draws is what the engine draws
+        assert np.array_equal(step.frame[:hud], hud_band(spec, step.values))
+    new_values, new_frames = with_random_values(
+        spec, values, frames, redraw, torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(new_frames[:, hud:], frames[:, hud:])  # only the HUD is drawn anew
+    assert torch.equal(new_values[~redraw], values[~redraw])
+    assert torch.equal(new_frames[~redraw], frames[~redraw])
+    for shown, frame in zip(new_values[redraw].tolist(), new_frames[redraw].numpy(), strict=True):
+        assert read_hud(spec, frame) == dict(zip(spec.value_names, shown, strict=True))
+    for v, column in zip(spec.values, new_values[redraw].T, strict=True):
+        assert v.low <= column.min() and column.max() <= v.high
+        if v.high >= 99:  # the leading digit takes many values, not only the data's
+            assert len({str(n).zfill(v.digits)[0] for n in column.tolist()}) >= 5
+
+
+def test_a_recipe_with_random_values_trains(tmp_path, data):
+    run = tmp_path / "run"
+    recipe = recipe_for(data, steps=2, numerical=True, random_values_share=0.5)
+    train_generator(recipe, run, progress=False)
+    losses = [
+        json.loads(line)["loss"]
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if "loss" in line
+    ]
+    assert losses and all(np.isfinite(losses))
 
 
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, data):

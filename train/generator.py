@@ -30,6 +30,10 @@ class GeneratorRecipe(Recipe):
     numerical: bool = False  # condition on the values' digit tokens (the numerical module)
     token_dropout: float = 0.15  # share of examples without tokens: the module can be off
     event_tokens: bool = False  # with numerical: also a token per event, its count this step
+    # with numerical: share of the examples told their tokens that are shown values drawn
+    # at random over each value's range instead (the target's HUD redrawn to match), so every
+    # digit is drawn at every place, whatever values the data's episodes reached
+    random_values_share: float = 0.0
     spatial: bool = False  # condition on the spatial map's view (the spatial module)
     map_dropout: float = 0.15  # share of examples without the map: the module can be off
     max_corruption: float = 0.2  # context noise augmentation, std in [-1, 1] units
@@ -90,6 +94,25 @@ def change_weight(target: torch.Tensor, base: torch.Tensor, factor: float) -> to
     return 1 + (factor - 1) * changed.float()
 
 
+def with_random_values(
+    spec: GameSpec, values: torch.Tensor, target: torch.Tensor, rows: torch.Tensor,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Shown values (B, V) and target frames (B, H, W, 3) uint8 with the rows `rows` shown
+    values drawn uniformly over each value's range, their HUD band drawn anew."""
+    from maag.games.common import hud_band
+
+    low = torch.tensor([v.low for v in spec.values])
+    span = torch.tensor([v.high - v.low + 1 for v in spec.values])
+    drawn = low + (torch.rand(values.shape, generator=generator) * span).long().minimum(span - 1)
+    values, target = values.clone(), target.clone()
+    for row in torch.nonzero(rows).flatten().tolist():
+        values[row] = drawn[row]
+        shown = dict(zip(spec.value_names, drawn[row].tolist(), strict=True))
+        target[row, : spec.hud_height] = torch.from_numpy(hud_band(spec, shown).copy())
+    return values, target
+
+
 class GeneratorTask:
     """Rectified flow on the residual; digit tokens (with dropout) when `numerical`."""
 
@@ -119,9 +142,15 @@ class GeneratorTask:
         hud, map_on, keep, cond_ids = self.spec.hud_height, None, None, None
         if recipe.spatial:
             map_on = (torch.rand(len(context), generator=noise) >= recipe.map_dropout).numpy()
+        values, target = batch["values"], batch["target"]
         if self.tokens:
             keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
-            cond_ids = self.tokens.batch(batch["values"], keep, batch["events"]).to(device)
+            if recipe.random_values_share:
+                redraw = keep & (
+                    torch.rand(len(context), generator=noise) < recipe.random_values_share
+                )
+                values, target = with_random_values(self.spec, values, target, redraw, noise)
+            cond_ids = self.tokens.batch(values, keep, batch["events"]).to(device)
 
         def base_of(last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             """The generator's base (and map channels) from a last context frame."""
@@ -141,7 +170,7 @@ class GeneratorTask:
         base, extra = base_of(context[:, -1])
         if keep is not None:
             context = blank_hud(context, keep, hud)
-        target = to_unit(batch["target"])
+        target = to_unit(target)
         weight = None
         if recipe.moving_weight != 1.0:
             weight = change_weight(target, base_of(clean[:, -1])[0], recipe.moving_weight)
