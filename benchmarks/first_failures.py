@@ -55,7 +55,9 @@ def brief(reading) -> str:
     return ", ".join(f"{k} {v}" for k, v in shown.items() if len(repr(v)) < 80)
 
 
-def draw(game: GenerativeGame, contexts: np.ndarray, actions, ids, steps: int) -> np.ndarray:
+def draw(
+    game: GenerativeGame, contexts: np.ndarray, actions, ids, steps: int, seed: int = 0
+) -> np.ndarray:
     """Frames (B, H, W, 3) drawn from context frames (B, K, H, W, 3) uint8, the actions
     and the condition token ids (B, N), over a blanked HUD, snapped to the palette."""
     from maag.models.flow import FlowSampler, stack_context, to_uint8, to_unit
@@ -67,7 +69,7 @@ def draw(game: GenerativeGame, contexts: np.ndarray, actions, ids, steps: int) -
     base, context = blank_hud(context[:, -1], every, hud), blank_hud(context, every, hud)
     frames = FlowSampler(steps).sample(
         game.generator, base=base, context=stack_context(context),
-        action=torch.as_tensor(actions), generator=torch.Generator().manual_seed(0),
+        action=torch.as_tensor(actions), generator=torch.Generator().manual_seed(seed),
         cond_ids=torch.as_tensor(ids),
     )  # fmt: skip
     pixels = to_uint8(frames).numpy()

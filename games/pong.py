@@ -275,21 +275,27 @@ class PongReferee:
     read in the same frame). When the ball reaches a paddle face, the frame says what
     happened: shown back at that face it bounced; shown nearer the serve column than the
     face it left the field there, and the other side scores (when the ball cannot be read,
-    the rules decide from the paddle read). The player's paddle must have moved by the
-    action, clamped at the walls, from where it was last read. The ball never leaves the
-    screen, so a step that shows none cannot be followed (`followable` False): a game that
-    loses its ball cannot score its points as consistent. Pong has no places to
-    revisit: `visible` and `regions` are empty.
+    the rules decide from the paddle read; with no paddle read either, from where the ball
+    is next shown). A ball last read nearer a face than the serve column and next shown
+    nearer the serve column, further from there than its speed can carry it in the steps
+    between, was served anew: the side away from that face scores (the ball may have been
+    unreadable, or drawn back at the face, on the step it left). The player's paddle must
+    have moved by the action, clamped at the walls, from where it was last read. The ball
+    never leaves the screen, so a step that shows none cannot be followed (`followable`
+    False): a game that loses its ball cannot score its points as consistent. Pong has no
+    places to revisit: `visible` and `regions` are empty.
     """
 
     def __init__(self) -> None:
         self.values = SPEC.initial_values()
         self.velocity: tuple[int, int] | None = None  # unknown right after a serve
         self.ball: tuple[int, int] | None = None
+        self.last_read: tuple[int, int] | None = None  # where the ball was last read
+        self.steps_unread = 0  # steps since then
         self.paddle = PADDLE_CENTRE
 
     def start(self, reading: PongReading) -> Judgement:
-        self.ball = reading.ball
+        self.ball = self.last_read = reading.ball
         moved = reading.right_paddle == PADDLE_CENTRE
         if reading.right_paddle is not None:
             self.paddle = reading.right_paddle
@@ -310,6 +316,14 @@ class PongReferee:
     def _follow_ball(self, reading: PongReading) -> tuple[str, ...]:
         """The events of this step, and the ball's new position and velocity."""
         shown, before = reading.ball, self.ball
+        served = self._served_anew(shown)
+        if shown is not None:
+            self.last_read, self.steps_unread = shown, 0
+        else:
+            self.steps_unread += 1
+        if served:
+            self.velocity, self.ball = None, shown
+            return served
         if before is None or self.velocity is None:  # just served (or lost): learn its speed
             if shown is not None and before is not None:
                 self.velocity = (shown[0] - before[0], shown[1] - before[1])
@@ -330,9 +344,11 @@ class PongReferee:
             else:
                 left_field = paddle is not None and not covers(paddle, y)
             if left_field:
-                events = ("point_right",) if on_left else ("point_left",)
-                self.velocity, self.ball = None, shown
-                return events
+                self.velocity, self.ball, self.last_read = None, shown, shown
+                return ("point_right",) if on_left else ("point_left",)
+            if shown is None and paddle is None:  # nothing read to decide by: wait for the ball
+                self.velocity, self.ball = None, None
+                return ()
             x, vx = face, -vx
             if paddle is not None:
                 vy = bounce_vy(paddle, y)
@@ -344,6 +360,20 @@ class PongReferee:
             x, y = shown
         self.ball, self.velocity = (x, y), (vx, vy)
         return events
+
+    def _served_anew(self, shown: tuple[int, int] | None) -> tuple[str, ...]:
+        """The point a ball shown at `shown` says was scored since it was last read: one
+        that crossed from a face's half to nearer the serve column faster than it flies."""
+        if shown is None or self.last_read is None:
+            return ()
+        last_x = self.last_read[0]
+        face = BALL_MIN_X if abs(last_x - BALL_MIN_X) < abs(last_x - BALL_MAX_X) else BALL_MAX_X
+        from_face = abs(last_x - face) < abs(last_x - SERVE_X)
+        to_serve = abs(shown[0] - SERVE_X) < abs(shown[0] - face)
+        too_far = abs(shown[0] - last_x) > max(SERVE_VX) * (self.steps_unread + 1)
+        if not (from_face and to_serve and too_far):
+            return ()
+        return ("point_right",) if face == BALL_MIN_X else ("point_left",)
 
     def _judgement(self, events: tuple[str, ...], moved: bool, ball_shown: bool) -> Judgement:
         return Judgement(

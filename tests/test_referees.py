@@ -77,6 +77,43 @@ def test_pong_damage_lowers_its_metric_and_no_other(damage, hit):
         assert result[other] == 1.0, other
 
 
+def pong_points_judged(balls: list) -> list[tuple[str, ...]]:
+    """The events a fresh referee judges for readings of `balls` ((x, y) or None: not
+    read, and the left paddle with it), the left paddle at the bottom wall otherwise."""
+    referee, values = PongReferee(), pong.SPEC.initial_values()
+    readings = [
+        pong.PongReading(values, None if ball is None else pong.PADDLE_MAX, 31, ball)
+        for ball in balls
+    ]
+    referee.start(readings[0])
+    return [referee.judge(0, reading).events for reading in readings[1:]]
+
+
+def test_pong_referee_scores_a_ball_served_anew_where_it_could_not_see_it_leave():
+    served = (pong.SERVE_X, pong.SERVE_Y)
+    # the step it reached the face unreadable (ball and paddle): the serve decides
+    assert pong_points_judged([(8, 30), (6, 30), None, served]) == [(), (), ("point_right",)]
+    # drawn back at the face, then served: a point all the same, once
+    assert pong_points_judged([(8, 30), (6, 30), (4, 30), served, (32, 36), (33, 37)]) == [
+        (),
+        (),
+        ("point_right",),
+        (),
+        (),
+    ]
+    assert pong_points_judged([(50, 30), (52, 30), None, None, served]) == [
+        (),
+        (),
+        (),
+        ("point_left",),
+    ]
+    # lost in mid-field, or found again where its speed can carry it: no point
+    assert pong_points_judged([(20, 30), (18, 30), None, None, served]) == [(), (), (), ()]
+    assert pong_points_judged([(8, 30), (6, 30), None, (6, 31)]) == [(), (), ()]
+    # lost for long enough to have flown there: no point
+    assert pong_points_judged([(8, 30), (6, 30)] + [None] * 14 + [served]) == [()] * 16
+
+
 def pong_no_ball(engine, step):
     """From step 20 on the ball is gone from the screen (the field drawn over it)."""
     if engine.frames >= 20:
