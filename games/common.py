@@ -126,6 +126,19 @@ class Engine(Game):
             raise MaagError("call reset() before step()")
         return self._advance(self.spec.check_action(action))
 
+    def alternative(self, action: int) -> Step | None:
+        """The step `action` would lead to had its events come out otherwise, the rules
+        bent as little as it takes (Pong: the opponent's paddle moved to miss the ball it
+        would have returned, or to return the one it would have missed); None where the
+        game offers no such step. The engine itself does not move. Training pairs of this
+        and the true step teach a generator to draw the events it is told."""
+        if self.rng is None:
+            raise MaagError("call reset() before alternative()")
+        return self._alternative(self.spec.check_action(action))
+
+    def _alternative(self, action: int) -> Step | None:
+        return None
+
     @abstractmethod
     def _start(self) -> Step: ...
 

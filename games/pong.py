@@ -16,6 +16,7 @@ Scores saturate at 99.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +86,12 @@ def covers(paddle_top: int, ball_y: int) -> bool:
     return paddle_top - BALL < ball_y < paddle_top + PADDLE_HEIGHT
 
 
+def player_row(paddle_top: int, action: int) -> int:
+    """The player's paddle top row after `action` from `paddle_top` (clamped at the walls)."""
+    move = MOVES[SPEC.actions[action]]
+    return min(max(paddle_top + move * PLAYER_SPEED, PADDLE_MIN), PADDLE_MAX)
+
+
 def bounce_vy(paddle_top: int, ball_y: int) -> int:
     """Vertical speed after a hit: the ball's centre against the paddle's centre (-5..5)."""
     offset = (ball_y + BALL // 2) - (paddle_top + PADDLE_HEIGHT // 2)
@@ -103,9 +110,35 @@ class PongEngine(Engine):
         return self._observe(())
 
     def _advance(self, action: int) -> Step:
-        move = MOVES[SPEC.actions[action]]
-        self.right = min(max(self.right + move * PLAYER_SPEED, PADDLE_MIN), PADDLE_MAX)
         self._move_opponent()
+        return self._play(action)
+
+    def _alternative(self, action: int) -> Step | None:
+        """With the ball reaching a paddle face this step, the step with the rules bent as
+        little as it takes to turn a return into a miss or a miss into a return, bending
+        only what the player does not hold: at the opponent's face its paddle, once moved,
+        goes to the nearest row that flips the outcome; at the player's face (the paddle
+        where the action puts it) the ball meets the face on the nearest such row."""
+        x = self.ball_x + self.vx
+        if BALL_MIN_X < x < BALL_MAX_X:
+            return None
+        twin = copy.deepcopy(self)
+        twin._move_opponent()
+        y = min(max(self.ball_y + self.vy, BALL_MIN_Y), BALL_MAX_Y)  # where it meets the face
+        if x <= BALL_MIN_X:
+            returned = covers(twin.left, y)
+            rows = [p for p in range(PADDLE_MIN, PADDLE_MAX + 1) if covers(p, y) != returned]
+            twin.left = min(rows, key=lambda p: abs(p - twin.left))
+        else:
+            paddle = player_row(self.right, action)
+            returned = covers(paddle, y)
+            rows = [r for r in range(BALL_MIN_Y, BALL_MAX_Y + 1) if covers(paddle, r) != returned]
+            twin.ball_y, twin.vy = min(rows, key=lambda r: abs(r - y)), 0  # no wall on the way
+        return twin._play(action)
+
+    def _play(self, action: int) -> Step:
+        """The step after the opponent moved: the player's paddle, then the ball."""
+        self.right = player_row(self.right, action)
         events: tuple[str, ...] = ()
         y = self.ball_y + self.vy
         if not BALL_MIN_Y <= y <= BALL_MAX_Y:  # wall: stop at it and turn
@@ -302,8 +335,7 @@ class PongReferee:
         return self._judgement((), moved, reading.ball is not None)
 
     def judge(self, action: int, reading: PongReading) -> Judgement:
-        move = MOVES[SPEC.actions[action]]
-        expected = min(max(self.paddle + move * PLAYER_SPEED, PADDLE_MIN), PADDLE_MAX)
+        expected = player_row(self.paddle, action)
         moved = reading.right_paddle == expected
         self.paddle = expected if reading.right_paddle is None else reading.right_paddle
         events = self._follow_ball(reading)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from maag.data import episode_seeds, generate_episode
+from maag.data import ARRAYS, episode_seeds, generate_episode
 from maag.errors import MaagError
 from maag.generative import MODULE_PARTS, GenerativeGame
 from maag.io import ensure_writable_dir, write_atomic
@@ -302,7 +302,7 @@ def _fidelity(game: GenerativeGame, episodes: dict[str, np.ndarray]) -> dict[str
 def _held_out(game: str, agent: str, steps: int, seed: int, count: int) -> dict[str, np.ndarray]:
     """Engine episodes of the benchmark's own seeds, for teacher-forced fidelity."""
     episodes = [generate_episode(game, agent, steps, seed, i) for i in range(count)]
-    return {key: np.stack([e[key] for e in episodes]) for key in episodes[0]}
+    return {key: np.stack([e[key] for e in episodes]) for key in ARRAYS}
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -11,6 +11,15 @@ Arrays of a shard with E episodes of T steps:
   values  int32 (E, T+1, V)        in spec.values order
   events  uint8 (E, T+1, K)        how often each spec event fired on that step
   camera  int32 (E, T+1, 2)        world pixel (x, y) of the view
+
+and the alternative outcomes the engine offers (`Engine.alternative`; none for most games),
+N of them in all:
+  alt_step    int64 (N, 2)         (episode in the shard, frame t) each is an alternative to
+  alt_frames  uint8 (N, H, W, 3)   frame t had the step's events come out otherwise
+  alt_values  int32 (N, V)
+  alt_events  uint8 (N, K)
+  alt_camera  int32 (N, 2)
+Shards written before alternatives existed lack the alt_* arrays and read as holding none.
 """
 
 from __future__ import annotations
@@ -30,10 +39,11 @@ from tqdm import tqdm
 
 from maag.errors import MaagError
 from maag.io import atomic_path, ensure_writable_dir, sha256_bytes, write_atomic
-from maag.spec import GameSpec
+from maag.spec import GameSpec, Step
 
 FORMAT = "maag-trajectories/1"
 ARRAYS = ("frames", "actions", "values", "events", "camera")
+ALTERNATIVES = ("alt_frames", "alt_values", "alt_events", "alt_camera")
 SHARD_TARGET_BYTES = 64 << 20
 
 
@@ -44,7 +54,8 @@ def episode_seeds(seed: int, index: int) -> tuple[int, int]:
 
 
 def generate_episode(game: str, agent: str, steps: int, seed: int, index: int) -> dict:
-    """Play one episode of `game` with a scripted agent; arrays as in the module docstring."""
+    """Play one episode of `game` with a scripted agent; arrays as in the module docstring
+    (alt_step holding only the frame index t)."""
     from maag.games import get_game, make_agent
 
     definition = get_game(game)
@@ -52,30 +63,61 @@ def generate_episode(game: str, agent: str, steps: int, seed: int, index: int) -
     engine_seed, agent_seed = episode_seeds(seed, index)
     engine = definition.engine(engine_seed)
     player = make_agent(game, agent, agent_seed)
-    event_index = {name: i for i, name in enumerate(spec.event_names)}
 
     frames = np.empty((steps + 1, spec.frame_height, spec.frame_width, 3), dtype=np.uint8)
     actions = np.empty(steps, dtype=np.int64)
     values = np.empty((steps + 1, len(spec.values)), dtype=np.int32)
     events = np.zeros((steps + 1, len(spec.events)), dtype=np.uint8)
     camera = np.empty((steps + 1, 2), dtype=np.int32)
+    alternatives: dict[str, list] = {key: [] for key in ("alt_step", *ALTERNATIVES)}
     step = engine.reset(engine_seed)
     for t in range(steps + 1):
-        frames[t] = step.frame
-        values[t] = [step.values[name] for name in spec.value_names]
-        camera[t] = step.camera
-        for name in step.events:
-            events[t, event_index[name]] += 1
+        frames[t], values[t], events[t], camera[t] = _arrays(spec, step)
         if t < steps:
             actions[t] = player.act(step)
+            other = engine.alternative(int(actions[t]))
+            if other is not None:
+                alternatives["alt_step"].append(t + 1)
+                for key, array in zip(ALTERNATIVES, _arrays(spec, other), strict=True):
+                    alternatives[key].append(array)
             step = engine.step(int(actions[t]))
+    none = no_alternatives(spec)
     return {
         "frames": frames,
         "actions": actions,
         "values": values,
         "events": events,
         "camera": camera,
+        "alt_step": np.array(alternatives.pop("alt_step"), dtype=np.int64),
+        **{key: np.stack(rows) if rows else none[key] for key, rows in alternatives.items()},
     }
+
+
+def alternative_shapes(spec: GameSpec, count: int) -> dict[str, tuple[int, ...]]:
+    """The shapes of a shard's alt_* arrays holding `count` alternatives."""
+    return {
+        "alt_step": (count, 2),
+        "alt_frames": (count, spec.frame_height, spec.frame_width, 3),
+        "alt_values": (count, len(spec.values)),
+        "alt_events": (count, len(spec.events)),
+        "alt_camera": (count, 2),
+    }
+
+
+def no_alternatives(spec: GameSpec) -> dict[str, np.ndarray]:
+    """The alt_* arrays of a shard without alternatives."""
+    dtypes = {"alt_step": np.int64, "alt_frames": np.uint8, "alt_values": np.int32}
+    dtypes |= {"alt_events": np.uint8, "alt_camera": np.int32}
+    return {k: np.zeros(shape, dtypes[k]) for k, shape in alternative_shapes(spec, 0).items()}
+
+
+def _arrays(spec: GameSpec, step: Step) -> tuple[np.ndarray, ...]:
+    """A step's frame, values, event counts and camera as the shards store them."""
+    counts = np.zeros(len(spec.events), dtype=np.uint8)
+    for name in step.events:
+        counts[spec.event_names.index(name)] += 1
+    values = np.array([step.values[name] for name in spec.value_names], dtype=np.int32)
+    return step.frame, values, counts, np.array(step.camera, dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -98,6 +140,12 @@ def _write_shard(job: _ShardJob) -> dict[str, Any]:
         generate_episode(job.game, job.agent, job.steps, job.seed, i) for i in range(*job.episodes)
     ]
     arrays = {key: np.stack([e[key] for e in episodes]) for key in ARRAYS}
+    arrays["alt_step"] = np.concatenate(
+        [np.stack([np.full_like(e["alt_step"], i), e["alt_step"]], axis=1)
+         for i, e in enumerate(episodes)]
+    )  # fmt: skip
+    for key in ALTERNATIVES:
+        arrays[key] = np.concatenate([e[key] for e in episodes])
     target = Path(job.out) / shard_name(job.index)
     with atomic_path(target) as tmp:
         save_file(arrays, str(tmp), metadata={"format": FORMAT, "game": job.game})
@@ -252,10 +300,16 @@ class Dataset:
             "events": (count, t + 1, len(s.events)),
             "camera": (count, t + 1, 2),
         }
+        if "alt_step" in arrays:
+            expected |= alternative_shapes(s, len(arrays["alt_step"]))
         for key, shape in expected.items():
             if key not in arrays or arrays[key].shape != shape:
                 got = arrays[key].shape if key in arrays else "nothing"
                 raise MaagError(f"shard {path} has {key} of shape {got}, expected {shape}")
+        if "alt_step" in arrays and len(arrays["alt_step"]):
+            episode, frame = arrays["alt_step"].T
+            if episode.min() < 0 or episode.max() >= count or frame.min() < 1 or frame.max() > t:
+                raise MaagError(f"shard {path} has alternatives to frames it does not hold")
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self.shards)):

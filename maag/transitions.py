@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from maag.data import Dataset
+from maag.data import Dataset, no_alternatives
 from maag.errors import MaagError
 from maag.spatial import MapHistory
 from maag.spec import GameSpec
@@ -34,10 +34,15 @@ def load_episodes(
                 f"{folder} cannot join {path}: another game spec or episode length "
                 f"({datasets[-1].steps} steps, not {datasets[0].steps})"
             )
-    shards = []
+    shards, offset = [], 0
     for dataset in datasets:
         dataset.verify()
-        shards += list(dataset)
+        for shard in dataset:
+            if "alt_step" not in shard:  # written before alternatives existed
+                shard |= no_alternatives(dataset.spec)
+            shard["alt_step"] = shard["alt_step"] + [offset, 0]  # episode indices of the whole
+            offset += len(shard["frames"])
+            shards.append(shard)
     return {key: np.concatenate([s[key] for s in shards]) for key in shards[0]}
 
 
@@ -93,6 +98,7 @@ class TransitionSampler:
         event_window: int = 1,
         close_calls: np.ndarray | None = None,
         close_call_share: float = 0.0,
+        alternative_share: float = 0.0,
     ):
         """`event_share` of every random batch comes from transitions where an event
         fires: per example an event class the data holds, chosen evenly, then one of its
@@ -101,10 +107,25 @@ class TransitionSampler:
         (a serve after a point, a respawn after a death: the next frames are the hard
         ones), and the episodes' first w transitions (a start from a still context) form
         one more class. `close_call_share` of the rest comes from `close_calls`, flat
-        transition indices (episode * T + target - 1; see `close_calls`)."""
-        for name, share in (("event_share", event_share), ("close_call_share", close_call_share)):
+        transition indices (episode * T + target - 1; see `close_calls`), and
+        `alternative_share` of what is left is an alternative outcome the data holds
+        (`alt_*`, see maag.data): the same context and action, the target, values and
+        events as the step would have been had its events come out otherwise."""
+        shares = {
+            "event_share": event_share,
+            "close_call_share": close_call_share,
+            "alternative_share": alternative_share,
+        }
+        for name, share in shares.items():
             if not 0.0 <= share <= 1.0:
                 raise MaagError(f"{name} must be within 0..1, got {share}")
+        self.alternatives = {k: v for k, v in episodes.items() if k.startswith("alt_")}
+        if alternative_share and not len(self.alternatives.get("alt_step", ())):
+            raise MaagError(
+                "alternative_share needs data with alternative outcomes (maag data writes "
+                "them for games whose engine offers them, such as pong)"
+            )
+        self.alternative_share = alternative_share
         if event_window < 1:
             raise MaagError(f"event_window must be at least 1, got {event_window}")
         self.frames = episodes["frames"]  # (E, T+1, H, W, 3)
@@ -140,23 +161,39 @@ class TransitionSampler:
             "values": torch.from_numpy(self.values[episode, target]).long(),  # (B, V) shown
             "events": torch.from_numpy(self.events[episode, target]).long(),  # (B, E) counts
             "camera_move": self.cameras[episode, target] - self.cameras[episode, target - 1],
+            "alternative": torch.zeros(len(episode), dtype=torch.bool),  # see sample()
             **(self.maps.views(episode, target) if self.maps else {}),
         }
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         episodes, steps = self.actions.shape
         flat = self.rng.integers(episodes * steps, size=batch_size)
-        with_event = self.rng.random(batch_size) < self.event_share if self.by_event else []
-        for i in np.flatnonzero(with_event):
+        taken = np.zeros(batch_size, bool)  # rows drawn from a class of their own
+        if self.by_event:
+            taken = self.rng.random(batch_size) < self.event_share
+        for i in np.flatnonzero(taken):
             candidates = self.by_event[self.rng.integers(len(self.by_event))]
             flat[i] = candidates[self.rng.integers(len(candidates))]
         if self.close_calls is not None:
-            close = ~np.asarray(with_event, bool) & (
-                self.rng.random(batch_size) < self.close_call_share
-            )
+            close = ~taken & (self.rng.random(batch_size) < self.close_call_share)
             picks = self.rng.integers(len(self.close_calls), size=int(close.sum()))
             flat[close] = self.close_calls[picks]
-        return self.gather(flat // steps, flat % steps + 1)
+            taken |= close
+        if not self.alternative_share:
+            return self.gather(flat // steps, flat % steps + 1)
+        other = ~taken & (self.rng.random(batch_size) < self.alternative_share)
+        picks = self.rng.integers(len(self.alternatives["alt_step"]), size=int(other.sum()))
+        episode, target = self.alternatives["alt_step"][picks].T
+        flat[other] = episode * steps + target - 1
+        batch = self.gather(flat // steps, flat % steps + 1)
+        batch["alternative"][other] = True
+        batch["target"][other] = torch.from_numpy(self.alternatives["alt_frames"][picks])
+        batch["values"][other] = torch.from_numpy(self.alternatives["alt_values"][picks]).long()
+        batch["events"][other] = torch.from_numpy(self.alternatives["alt_events"][picks]).long()
+        batch["camera_move"][other] = (
+            self.alternatives["alt_camera"][picks] - self.cameras[episode, target - 1]
+        )
+        return batch
 
     def evenly_spaced(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """`count` (episode, target) pairs spread evenly over the data: a fixed eval set."""

@@ -1,9 +1,11 @@
 """Trajectory shards: round trip, work splitting, and every way a dataset can be broken."""
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 from maag.data import ARRAYS, Dataset, generate_episode, write_dataset
 from maag.errors import MaagError
@@ -107,3 +109,30 @@ def test_unwritable_output_and_bad_counts_leave_nothing(tmp_path):
     with pytest.raises(MaagError, match="unknown agent"):
         write_dataset("traveler", "seeker", 1, 3, tmp_path / "d", progress=False)
     assert not any((tmp_path / "d").glob("*.safetensors"))
+
+
+def test_shards_hold_the_engines_alternatives_and_older_shards_none(tmp_path):
+    """Pong's alternatives (`Engine.alternative`) are stored per shard and indexed by the
+    whole dataset's episodes once loaded; a shard written before them reads as none."""
+    from maag.transitions import load_episodes
+
+    write_dataset("pong", "tracker", 3, 200, tmp_path, seed=2, episodes_per_shard=2, progress=False)
+    episodes = load_episodes(tmp_path)
+    episode, frame = episodes["alt_step"].T
+    assert set(episode.tolist()) == {0, 1, 2}
+    assert (episodes["alt_events"] != episodes["events"][episode, frame]).any(axis=1).all()
+    last = generate_episode("pong", "tracker", 200, seed=2, index=2)
+    assert np.array_equal(episodes["alt_frames"][episode == 2], last["alt_frames"])
+    assert np.array_equal(frame[episode == 2], last["alt_step"])
+
+    old = tmp_path / "old"
+    write_dataset("traveler", "wanderer", 2, 10, old, seed=1, progress=False)
+    manifest = json.loads((old / "manifest.json").read_text())
+    record = manifest["shards"][0]
+    arrays = {k: v for k, v in Dataset(old).load_shard(0).items() if not k.startswith("alt_")}
+    save_file(arrays, str(old / record["file"]))
+    data = (old / record["file"]).read_bytes()
+    record |= {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    loaded = load_episodes(old)
+    assert loaded["alt_step"].shape == (0, 2) and loaded["alt_frames"].shape == (0, 64, 64, 3)

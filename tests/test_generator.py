@@ -194,6 +194,26 @@ def test_a_recipe_with_random_values_trains(tmp_path, data):
     assert losses and all(np.isfinite(losses))
 
 
+def test_alternatives_train_a_generator_told_its_events_and_nothing_else(tmp_path):
+    from maag.train.logicnet import LogicNetRecipe, train_logicnet
+
+    pong = tmp_path / "pong"
+    write_dataset("pong", "tracker", 2, 120, pong, seed=1, progress=False)
+    told = {"numerical": True, "event_tokens": True, "alternative_share": 0.5}
+    train_generator(recipe_for(pong, steps=2, **told), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "checkpoints" / "latest").exists()
+    for refused, recipe in (
+        ("needs numerical and event_tokens", recipe_for(pong, alternative_share=0.5)),
+        (
+            "is for generators",
+            LogicNetRecipe().updated({"data": str(pong), "alternative_share": 0.5}),
+        ),
+    ):
+        train = train_generator if "numerical" in refused else train_logicnet
+        with pytest.raises(MaagError, match=refused):
+            train(recipe, tmp_path / "refused", progress=False)
+
+
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, data):
     whole, split = tmp_path / "whole", tmp_path / "split"
     train_generator(recipe_for(data), whole, progress=False)

@@ -214,6 +214,36 @@ def test_close_calls_fill_their_share_of_the_batches_after_the_events():
         TransitionSampler(data, 1, close_calls=close, close_call_share=2.0)
 
 
+def test_alternatives_fill_their_share_with_their_own_target_and_tokens():
+    steps = 50
+    frames = np.zeros((2, steps + 1, 4, 4, 3), np.uint8)
+    frames[..., 0, 0, 1] = np.arange(steps + 1)  # each frame tells its step
+    data = {
+        "frames": frames,
+        "actions": np.zeros((2, steps), np.int64),
+        "values": np.zeros((2, steps + 1, 1), np.int32),
+        "camera": np.zeros((2, steps + 1, 2), np.int32),
+        "events": np.zeros((2, steps + 1, 1), np.uint8),
+    }
+    with pytest.raises(MaagError, match="alternative_share needs data with alternative"):
+        TransitionSampler(data, 1, alternative_share=0.5)
+    data |= {
+        "alt_step": np.array([[1, 20]]),
+        "alt_frames": np.full((1, 4, 4, 3), 200, np.uint8),
+        "alt_values": np.array([[7]], np.int32),
+        "alt_events": np.array([[1]], np.uint8),
+        "alt_camera": np.array([[3, 0]], np.int32),
+    }
+    batch = TransitionSampler(data, 1, 0, alternative_share=0.5).sample(2000)
+    other = batch["alternative"]
+    assert 900 < int(other.sum()) < 1100
+    assert (batch["target"][other] == 200).all() and (batch["values"][other] == 7).all()
+    assert (batch["events"][other] == 1).all()
+    assert (batch["camera_move"][other.numpy()] == [3, 0]).all()
+    assert (batch["context"][other][..., 0, 0, 1] == 19).all()  # the true step's context
+    assert (batch["target"][~other] != 200).all() and (batch["events"][~other] == 0).all()
+
+
 def test_pongs_close_calls_are_balls_at_a_paddle_face(tmp_path):
     """The shipped Pong LogicNet's likeliest quiet transitions: mostly a ball at (or just
     back from) a paddle face, a return, where a uniform draw finds one in ten."""

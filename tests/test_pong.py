@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -226,3 +228,45 @@ def test_game_definition():
     assert set(pong.GAME.agents) == {"tracker", "random"}
     assert isinstance(pong.GAME.engine(0), pong.PongEngine)
     assert SPEC.value("left").hud_x < SPEC.value("right").hud_x
+
+
+def test_alternative_flips_each_return_and_miss_bending_only_what_the_player_does_not_hold():
+    """Where the ball reaches a paddle face, `alternative` is the step with the other
+    outcome (the point or none; the ball served or returned) and the least bent: at the
+    opponent's face its paddle at the nearest row that flips it, at the player's face the
+    ball meeting the face at the nearest such row. Elsewhere None; the engine itself
+    does not move."""
+    engine, agent = pong.PongEngine(0), pong.Tracker(SPEC, 1)
+    step, outcomes = engine.reset(), {}
+    for _ in range(3000):
+        action = agent.act(step)
+        twin = copy.deepcopy(engine)
+        other = engine.alternative(action)
+        row = min(max(engine.ball_y + engine.vy, pong.BALL_MIN_Y), pong.BALL_MAX_Y)
+        on_left = engine.vx < 0
+        step = engine.step(action)
+        assert np.array_equal(step.frame, twin.step(action).frame)
+        if other is None:
+            assert step.events == ()
+            continue
+        true, alt = pong.read_frame(step.frame), pong.read_frame(other.frame)
+        returned = step.events == ()
+        outcomes[on_left, returned] = outcomes.get((on_left, returned), 0) + 1
+        point = ("point_right",) if on_left else ("point_left",)
+        assert {step.events, other.events} == {(), point}
+        side = point[0].removeprefix("point_")
+        assert other.values[side] - step.values[side] == (1 if returned else -1)
+        back, served = (true, alt) if returned else (alt, true)
+        assert back.ball[0] == (pong.BALL_MIN_X if on_left else pong.BALL_MAX_X)
+        assert served.ball[0] == pong.SERVE_X and alt.right_paddle == true.right_paddle
+        if on_left:  # the opponent's paddle moved to the nearest row that flips it
+            flipped = alt.left_paddle
+            assert pong.covers(flipped, row) != returned
+            assert pong.covers(flipped + np.sign(true.left_paddle - flipped), row) == returned
+        else:  # the player's paddle as the action put it, the ball on another row
+            paddle = true.right_paddle
+            assert alt.left_paddle == true.left_paddle and pong.covers(paddle, row) == returned
+            if not returned:  # returned instead: on the nearest row the paddle covers
+                assert pong.covers(paddle, alt.ball[1])
+                assert not pong.covers(paddle, alt.ball[1] + np.sign(row - alt.ball[1]))
+    assert len(outcomes) == 4 and min(outcomes.values()) > 3, outcomes

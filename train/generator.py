@@ -119,6 +119,11 @@ class GeneratorTask:
     def build(self, recipe: GeneratorRecipe, spec: GameSpec):
         from maag.numerical import DigitTokenizer
 
+        if recipe.alternative_share and not (recipe.numerical and recipe.event_tokens):
+            raise MaagError(
+                "alternative_share needs numerical and event_tokens: only the event tokens "
+                "tell the generator which outcome to draw"
+            )
         self.spec = spec
         self.tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
         return build_generator(recipe, spec)
@@ -145,6 +150,7 @@ class GeneratorTask:
         values, target = batch["values"], batch["target"]
         if self.tokens:
             keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
+            keep |= batch["alternative"]  # the tokens alone tell an alternative outcome
             if recipe.random_values_share:
                 redraw = keep & (
                     torch.rand(len(context), generator=noise) < recipe.random_values_share

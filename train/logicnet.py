@@ -9,6 +9,7 @@ from typing import ClassVar
 import numpy as np
 import torch.nn.functional as F
 
+from maag.errors import MaagError
 from maag.spec import GameSpec
 
 from .loop import Recipe, train
@@ -42,6 +43,10 @@ class LogicNetTask:
     def build(self, recipe: LogicNetRecipe, spec: GameSpec):
         from maag.models.logicnet import LogicNet
 
+        if recipe.alternative_share:
+            raise MaagError(
+                "alternative_share is for generators: a LogicNet learns the game's own rules"
+            )
         return LogicNet(
             frame_size=spec.frame_height,
             context_frames=recipe.context_frames,

@@ -65,6 +65,10 @@ class Recipe:
     close_call_share: float = 0.0
     close_call_model: str = ""
     close_call_count: int = 4096
+    # share of the rest whose target is an alternative outcome the data holds (the step had
+    # its events come out otherwise, see maag.data): for generators, taught to draw the
+    # events they are told; a LogicNet would learn rules the game does not have
+    alternative_share: float = 0.0
 
     # fields a resumed run may change; every other one is fixed by the run's recipe.json
     RESUMABLE: ClassVar[tuple[str, ...]] = (
@@ -206,6 +210,7 @@ def train(
         recipe.event_window,
         find_close_calls(episodes, recipe) if recipe.close_call_share else None,
         recipe.close_call_share,
+        recipe.alternative_share,
     )
     noise = torch.Generator().manual_seed(rank_seed)
     model, optimizer = accelerator.prepare(model, optimizer)
