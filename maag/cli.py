@@ -234,6 +234,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
             f"sampler step(s); copy-last-frame {scores['copy_last_psnr']:.2f} dB "
             f"({args.count} transitions of {args.data})"
         )
+        if game.tokens is not None and game.tokens.event_names and len(episodes["alt_step"]):
+            from maag.games import get_game
+            from maag.metrics import told_events_drawn
+
+            read = get_game(game.spec.name).read_frame
+            told = told_events_drawn(game.generator, episodes, read, game.tokens, steps)
+            print(
+                f"{args.model}: told the events, drawn as told at {steps} sampler step(s): "
+                f"{told['true']:.4f} told the true ones, {told['alternative']:.4f} told the "
+                f"alternative ({told['count']} steps of {args.data} with an alternative "
+                "outcome; the frame reader's reading equal to the engine's frame)"
+            )
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

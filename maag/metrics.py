@@ -17,6 +17,47 @@ def psnr(mse: float) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
+def draw_next(
+    generator: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    sampler,
+    noise: torch.Generator,
+    tokens: DigitTokenizer | None = None,
+    maps: MapViews | None = None,
+) -> torch.Tensor:
+    """The generator's next frames (B, H, W, 3) uint8 for a batch of transitions (see
+    `TransitionSampler.gather`), teacher-forced: with `tokens`, told the batch's values and
+    events as by a perfect record; with `maps`, the map's views of the true past frames. A
+    generator built for a module that is not given gets the module's "off" inputs, as in
+    play."""
+    from maag.models.flow import stack_context, to_uint8, to_unit
+
+    config = generator.config
+    context = to_unit(batch["context"])
+    n, hud = len(context), config.hud_height
+    base, extra = context[:, -1], None
+    if maps:
+        base, extra = generator_inputs(
+            base, batch["canvas"], batch["known"], hud, batch["camera_move"], batch["sprites"]
+        )
+    elif config.extra_channels:  # module off: a map that knows nothing, as in play
+        h, w = context.shape[-2] - hud, context.shape[-1]
+        empty = np.zeros((n, h, w, 3), np.uint8), np.zeros((n, h, w), bool)
+        base, extra = generator_inputs(base, *empty, hud)
+    cond_ids = None
+    if tokens:
+        every = torch.ones(n, dtype=torch.bool)
+        cond_ids = tokens.batch(batch["values"], every, batch["events"])
+        base, context = blank_hud(base, every, hud), blank_hud(context, every, hud)
+    elif config.num_cond_tokens:  # module off: null tokens, as in play
+        cond_ids = torch.full((n, config.num_cond_tokens), DigitTokenizer.NULL)
+    frames = sampler.sample(
+        generator, base, stack_context(context), batch["action"], noise,
+        extra=extra, cond_ids=cond_ids,
+    )  # fmt: skip
+    return to_uint8(frames)
+
+
 def teacher_forced_psnr(
     generator: torch.nn.Module,
     episodes: dict[str, np.ndarray],
@@ -27,18 +68,15 @@ def teacher_forced_psnr(
     tokens: DigitTokenizer | None = None,
     maps: MapViews | None = None,
 ) -> dict[str, float]:
-    """Next-frame PSNR over `count` evenly spread transitions, with copy-last-frame beside it.
+    """Next-frame PSNR over `count` evenly spread transitions, with copy-last-frame beside it
+    (inputs as in `draw_next`).
 
     PSNR is taken of the mean squared error over all pixels of all transitions (not a
-    mean of per-frame PSNRs, which perfect frames would make infinite). With `tokens`, the
-    generator is shown the true values' digit tokens, as from a perfect record; with
-    `maps`, the spatial map's views of the true past frames. A generator built for a module
-    that is not given gets the module's "off" inputs, as in play.
+    mean of per-frame PSNRs, which perfect frames would make infinite).
     """
-    from maag.models.flow import FlowSampler, stack_context, to_uint8, to_unit
+    from maag.models.flow import FlowSampler
 
-    config = generator.config
-    transitions = TransitionSampler(episodes, config.context_frames, maps=maps)
+    transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
     episode, target = transitions.evenly_spaced(count)
     sampler = FlowSampler(sampler_steps)
     noise = torch.Generator().manual_seed(seed)
@@ -50,33 +88,54 @@ def teacher_forced_psnr(
         batch = transitions.gather(
             episode[start : start + batch_size], target[start : start + batch_size]
         )
-        context = to_unit(batch["context"])
-        n, hud = len(context), config.hud_height
-        base, extra = context[:, -1], None
-        if maps:
-            base, extra = generator_inputs(
-                base, batch["canvas"], batch["known"], hud, batch["camera_move"], batch["sprites"]
-            )
-        elif config.extra_channels:  # module off: a map that knows nothing, as in play
-            h, w = context.shape[-2] - hud, context.shape[-1]
-            empty = np.zeros((n, h, w, 3), np.uint8), np.zeros((n, h, w), bool)
-            base, extra = generator_inputs(base, *empty, hud)
-        cond_ids = None
-        if tokens:
-            cond_ids = tokens.batch(
-                batch["values"], torch.ones(n, dtype=torch.bool), batch["events"]
-            )
-            every = torch.ones(n, dtype=torch.bool)
-            base, context = blank_hud(base, every, hud), blank_hud(context, every, hud)
-        elif config.num_cond_tokens:  # module off: null tokens, as in play
-            cond_ids = torch.full((n, config.num_cond_tokens), DigitTokenizer.NULL)
-        frames = sampler.sample(
-            generator, base, stack_context(context), batch["action"], noise,
-            extra=extra, cond_ids=cond_ids,
-        )  # fmt: skip
+        frames = draw_next(generator, batch, sampler, noise, tokens, maps)
         truth = batch["target"].double()
-        model_se += ((to_uint8(frames).double() - truth) ** 2).sum().item()
+        model_se += ((frames.double() - truth) ** 2).sum().item()
         copy_se += ((batch["context"][:, -1].double() - truth) ** 2).sum().item()
         pixels += truth.numel()
     generator.train(was_training)
     return {"psnr": psnr(model_se / pixels), "copy_last_psnr": psnr(copy_se / pixels)}
+
+
+def told_events_drawn(
+    generator: torch.nn.Module,
+    episodes: dict[str, np.ndarray],
+    read_frame,
+    tokens: DigitTokenizer,
+    sampler_steps: int = 1,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Whether the generator draws the events it is told, at the steps whose data holds an
+    alternative outcome (see maag.data): told each step's true events, then the
+    alternative's, the share of drawings the frame reader reads exactly as the engine's
+    frame of that outcome (values, sprites, everything it reads)."""
+    from maag.models.flow import FlowSampler
+
+    alternatives = episodes["alt_step"]
+    transitions = TransitionSampler(episodes, generator.config.context_frames)
+    sampler = FlowSampler(sampler_steps)
+    noise = torch.Generator().manual_seed(seed)
+    drawn = {"true": 0, "alternative": 0}
+    was_training = generator.training
+    generator.eval()
+    for start in range(0, len(alternatives), batch_size):
+        rows = slice(start, start + batch_size)
+        batch = transitions.gather(*alternatives[rows].T)
+        told = {
+            "true": batch,
+            "alternative": batch | {
+                "target": torch.from_numpy(episodes["alt_frames"][rows]),
+                "values": torch.from_numpy(episodes["alt_values"][rows]).long(),
+                "events": torch.from_numpy(episodes["alt_events"][rows]).long(),
+            },
+        }  # fmt: skip
+        for outcome, inputs in told.items():
+            frames = draw_next(generator, inputs, sampler, noise, tokens).numpy()
+            drawn[outcome] += sum(
+                read_frame(frame) == read_frame(target)
+                for frame, target in zip(frames, inputs["target"].numpy(), strict=True)
+            )
+    generator.train(was_training)
+    count = len(alternatives)
+    return {outcome: n / count for outcome, n in drawn.items()} | {"count": count}

@@ -131,3 +131,13 @@ def test_window_plays_synthetic_keys_and_keeps_the_recording_on_close(monkeypatc
     from maag.games.traveler import read_frame
 
     assert read_frame(video[-1][::4, ::4]).values == {"score": 4}
+
+
+def test_eval_tells_how_often_pongs_generator_draws_the_events_it_is_told(tmp_path, capsys):
+    data = tmp_path / "pong"
+    main(["data", "--game", "pong", "--agent", "tracker", "--episodes", "1", "--steps", "120",
+          "--out", str(data)])  # fmt: skip
+    capsys.readouterr()
+    main(["eval", "--model", "models/pong", "--data", str(data), "--count", "8"])
+    told = [line for line in capsys.readouterr().out.splitlines() if "drawn as told" in line]
+    assert len(told) == 1 and "with an alternative outcome" in told[0]

@@ -244,6 +244,55 @@ def test_alternatives_fill_their_share_with_their_own_target_and_tokens():
     assert (batch["target"][~other] != 200).all() and (batch["events"][~other] == 0).all()
 
 
+class LookupGenerator(torch.nn.Module):
+    """Draws the frame a table gives for (last context frame, tokens): what a generator
+    that obeys its tokens (or ignores them) would draw."""
+
+    def __init__(self, table: dict, tokens: DigitTokenizer):
+        super().__init__()
+        self.table = table
+        self.config = SimpleNamespace(
+            context_frames=4, hud_height=8, extra_channels=0, num_cond_tokens=tokens.num_tokens
+        )
+
+    def forward(self, x, sigma, base, context, action, corruption, extra, cond_ids):
+        frames = [
+            self.table[last.numpy().tobytes(), tuple(ids.tolist())]
+            for last, ids in zip(context[:, -3:], cond_ids, strict=True)
+        ]
+        return to_unit(torch.from_numpy(np.stack(frames))) - base
+
+
+@pytest.mark.parametrize("obeys", [True, False])
+def test_told_events_drawn_says_whether_the_generator_draws_what_it_is_told(tmp_path, obeys):
+    from maag.metrics import told_events_drawn
+    from maag.numerical import blank_hud
+
+    write_dataset("pong", "tracker", 1, 300, tmp_path, seed=4, progress=False)
+    episodes = load_episodes(tmp_path)
+    tokens = DigitTokenizer(GAMES["pong"].spec, events=True)
+    table = {}
+    for (e, t), alt_frame, alt_values, alt_events in zip(
+        episodes["alt_step"], episodes["alt_frames"], episodes["alt_values"],
+        episodes["alt_events"], strict=True,
+    ):  # fmt: skip
+        last = to_unit(torch.from_numpy(episodes["frames"][e, t - 1 : t]))
+        key = blank_hud(last, torch.ones(1, dtype=torch.bool), 8)[0].numpy().tobytes()
+        true = episodes["frames"][e, t]
+        for values, events, frame in (
+            (episodes["values"][e, t], episodes["events"][e, t], true),
+            (alt_values, alt_events, alt_frame if obeys else true),
+        ):
+            ids = tokens.batch(
+                torch.from_numpy(values[None]).long(), torch.ones(1, dtype=torch.bool),
+                torch.from_numpy(events[None]).long(),
+            )[0]  # fmt: skip
+            table[key, tuple(ids.tolist())] = frame
+    read = GAMES["pong"].read_frame
+    told = told_events_drawn(LookupGenerator(table, tokens), episodes, read, tokens)
+    assert told == {"true": 1.0, "alternative": 1.0 if obeys else 0.0, "count": len(table) // 2}
+
+
 def test_pongs_close_calls_are_balls_at_a_paddle_face(tmp_path):
     """The shipped Pong LogicNet's likeliest quiet transitions: mostly a ball at (or just
     back from) a paddle face, a return, where a uniform draw finds one in ten."""
