@@ -128,9 +128,9 @@ class Engine(Game):
 
     def alternative(self, action: int) -> Step | None:
         """The step `action` would lead to had its events come out otherwise, the rules
-        bent as little as it takes (Pong: the opponent's paddle moved to miss the ball it
-        would have returned, or to return the one it would have missed); None where the
-        game offers no such step. The engine itself does not move. Training pairs of this
+        bent as little as it takes (Pong: the ball meets a paddle face a few rows away, so
+        that a return becomes a miss or a miss a return); None where the game offers no
+        such step. The engine itself does not move. Training pairs of this
         and the true step teach a generator to draw the events it is told."""
         if self.rng is None:
             raise MaagError("call reset() before alternative()")

@@ -67,6 +67,7 @@ SERVE_SPREAD = 8  # serve rows SERVE_Y - 8 .. SERVE_Y + 8
 SERVE_VX = (-2, -1, 1, 2)  # horizontal speeds a ball can have
 FIRST_SERVE = (-1, 1)  # velocity of the first serve, from (SERVE_X, SERVE_Y)
 MAX_VY = 2
+MAX_BEND = 6  # rows an alternative outcome may move the ball where it meets a face
 PADDLE_CENTRE = (PADDLE_MIN + PADDLE_MAX) // 2  # 31: where paddles start
 
 BACKGROUND = (16, 128, 72)
@@ -114,26 +115,24 @@ class PongEngine(Engine):
         return self._play(action)
 
     def _alternative(self, action: int) -> Step | None:
-        """With the ball reaching a paddle face this step, the step with the rules bent as
-        little as it takes to turn a return into a miss or a miss into a return, bending
-        only what the player does not hold: at the opponent's face its paddle, once moved,
-        goes to the nearest row that flips the outcome; at the player's face (the paddle
-        where the action puts it) the ball meets the face on the nearest such row."""
+        """With the ball reaching a paddle face this step: the step where it meets the face
+        on the nearest row (at most MAX_BEND away) that turns a return into a miss or a
+        miss into a return, both paddles where the rules put them."""
         x = self.ball_x + self.vx
         if BALL_MIN_X < x < BALL_MAX_X:
             return None
         twin = copy.deepcopy(self)
         twin._move_opponent()
+        paddle = twin.left if x <= BALL_MIN_X else player_row(self.right, action)
         y = min(max(self.ball_y + self.vy, BALL_MIN_Y), BALL_MAX_Y)  # where it meets the face
-        if x <= BALL_MIN_X:
-            returned = covers(twin.left, y)
-            rows = [p for p in range(PADDLE_MIN, PADDLE_MAX + 1) if covers(p, y) != returned]
-            twin.left = min(rows, key=lambda p: abs(p - twin.left))
-        else:
-            paddle = player_row(self.right, action)
-            returned = covers(paddle, y)
-            rows = [r for r in range(BALL_MIN_Y, BALL_MAX_Y + 1) if covers(paddle, r) != returned]
-            twin.ball_y, twin.vy = min(rows, key=lambda r: abs(r - y)), 0  # no wall on the way
+        returned = covers(paddle, y)
+        rows = [
+            r for r in range(y - MAX_BEND, y + MAX_BEND + 1)
+            if BALL_MIN_Y <= r <= BALL_MAX_Y and covers(paddle, r) != returned
+        ]  # fmt: skip
+        if not rows:
+            return None
+        twin.ball_y, twin.vy = min(rows, key=lambda r: abs(r - y)), 0  # no wall on the way
         return twin._play(action)
 
     def _play(self, action: int) -> Step:
