@@ -127,9 +127,9 @@ class Engine(Game):
         return self._advance(self.spec.check_action(action))
 
     def alternative(self, action: int) -> Step | None:
-        """The step `action` would lead to had its events come out otherwise, the rules
-        bent as little as it takes (Pong: the ball meets a paddle face a few rows away, so
-        that a return becomes a miss or a miss a return); None where the game offers no
+        """The step `action` would lead to had its events come out otherwise, everything
+        else as the rules put it (Pong: where the ball reaches a paddle face, a return
+        instead of a miss or a miss instead of a return); None where the game offers no
         such step. The engine itself does not move. Training pairs of this
         and the true step teach a generator to draw the events it is told."""
         if self.rng is None:

@@ -67,7 +67,6 @@ SERVE_SPREAD = 8  # serve rows SERVE_Y - 8 .. SERVE_Y + 8
 SERVE_VX = (-2, -1, 1, 2)  # horizontal speeds a ball can have
 FIRST_SERVE = (-1, 1)  # velocity of the first serve, from (SERVE_X, SERVE_Y)
 MAX_VY = 2
-MAX_BEND = 6  # rows an alternative outcome may move the ball where it meets a face
 PADDLE_CENTRE = (PADDLE_MIN + PADDLE_MAX) // 2  # 31: where paddles start
 
 BACKGROUND = (16, 128, 72)
@@ -115,28 +114,18 @@ class PongEngine(Engine):
         return self._play(action)
 
     def _alternative(self, action: int) -> Step | None:
-        """With the ball reaching a paddle face this step: the step where it meets the face
-        on the nearest row (at most MAX_BEND away) that turns a return into a miss or a
-        miss into a return, both paddles where the rules put them."""
-        x = self.ball_x + self.vx
-        if BALL_MIN_X < x < BALL_MAX_X:
+        """With the ball reaching a paddle face this step: the step with the other outcome
+        there (returned though the paddle misses it, or missed though the paddle covers
+        it), the ball, both paddles and the rest as the rules put them."""
+        if BALL_MIN_X < self.ball_x + self.vx < BALL_MAX_X:
             return None
         twin = copy.deepcopy(self)
         twin._move_opponent()
-        paddle = twin.left if x <= BALL_MIN_X else player_row(self.right, action)
-        y = min(max(self.ball_y + self.vy, BALL_MIN_Y), BALL_MAX_Y)  # where it meets the face
-        returned = covers(paddle, y)
-        rows = [
-            r for r in range(y - MAX_BEND, y + MAX_BEND + 1)
-            if BALL_MIN_Y <= r <= BALL_MAX_Y and covers(paddle, r) != returned
-        ]  # fmt: skip
-        if not rows:
-            return None
-        twin.ball_y, twin.vy = min(rows, key=lambda r: abs(r - y)), 0  # no wall on the way
-        return twin._play(action)
+        return twin._play(action, flip=True)
 
-    def _play(self, action: int) -> Step:
-        """The step after the opponent moved: the player's paddle, then the ball."""
+    def _play(self, action: int, flip: bool = False) -> Step:
+        """The step after the opponent moved: the player's paddle, then the ball (`flip`:
+        the other outcome where it reaches a face)."""
         self.right = player_row(self.right, action)
         events: tuple[str, ...] = ()
         y = self.ball_y + self.vy
@@ -147,7 +136,7 @@ class PongEngine(Engine):
         if x <= BALL_MIN_X or x >= BALL_MAX_X:  # reached a paddle face
             on_left = x <= BALL_MIN_X
             paddle = self.left if on_left else self.right
-            if covers(paddle, y):
+            if covers(paddle, y) != flip:
                 x = BALL_MIN_X if on_left else BALL_MAX_X
                 self.vx = -self.vx
                 self.vy = bounce_vy(paddle, y)

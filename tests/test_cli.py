@@ -135,7 +135,7 @@ def test_window_plays_synthetic_keys_and_keeps_the_recording_on_close(monkeypatc
 
 def test_eval_tells_how_often_pongs_generator_draws_the_events_it_is_told(tmp_path, capsys):
     data = tmp_path / "pong"
-    main(["data", "--game", "pong", "--agent", "tracker", "--episodes", "1", "--steps", "200",
+    main(["data", "--game", "pong", "--agent", "tracker", "--episodes", "1", "--steps", "60",
           "--out", str(data)])  # fmt: skip
     capsys.readouterr()
     main(["eval", "--model", "models/pong", "--data", str(data), "--count", "8"])
