@@ -29,8 +29,10 @@ from maag.models.flow import FlowSampler, stack_context, to_unit, training_loss
 from maag.palette import Palette
 from maag.train.export import export_model
 from maag.train.generator import (
+    FADE_LOW,
     GeneratorRecipe,
     change_weight,
+    fade_last_change,
     train_generator,
     with_random_values,
 )
@@ -182,9 +184,28 @@ def test_random_values_redraw_the_hud_as_the_engine_draws_it(name):
             assert len({str(n).zfill(v.digits)[0] for n in column.tolist()}) >= 5
 
 
-def test_a_recipe_with_random_values_trains(tmp_path, data):
+def test_a_faded_context_leaves_some_pixels_of_the_last_frame_as_before_in_its_share_of_rows():
+    noise = torch.Generator().manual_seed(0)
+    context = torch.rand(64, 4, 3, 16, 16, generator=noise) * 2 - 1
+    assert fade_last_change(context, 0.0, noise) is context
+    faded = fade_last_change(context, 0.5, noise)
+    assert torch.equal(faded[:, :-1], context[:, :-1])  # only the last frame fades
+    before, last = context[:, -2], context[:, -1]
+    as_last = (faded[:, -1] == last).all(dim=1)  # (B, H, W): each pixel is one or the other
+    as_before = (faded[:, -1] == before).all(dim=1)
+    assert (as_last | as_before).all()
+    left = as_before.flatten(1).float().mean(dim=1)
+    rows = left > 0
+    assert 16 < rows.sum() < 48  # about half the rows
+    assert left.max() < 1 - FADE_LOW + 0.1 and left[rows].std() > 0.1  # a share per row
+
+
+@pytest.mark.parametrize(
+    "augmentation", [{"numerical": True, "random_values_share": 0.5}, {"fade_share": 0.5}]
+)
+def test_a_recipe_with_each_augmentation_trains(tmp_path, data, augmentation):
     run = tmp_path / "run"
-    recipe = recipe_for(data, steps=2, numerical=True, random_values_share=0.5)
+    recipe = recipe_for(data, steps=2, **augmentation)
     train_generator(recipe, run, progress=False)
     losses = [
         json.loads(line)["loss"]

@@ -16,6 +16,7 @@ from maag.spec import GameSpec
 from .loop import Recipe, train
 
 MOVING_THRESHOLD = 0.1  # |next - base| on some channel, in [-1, 1] units: a pixel to change
+FADE_LOW = 0.25  # the least share of its pixels a faded last context frame shows
 
 
 @dataclass
@@ -38,6 +39,10 @@ class GeneratorRecipe(Recipe):
     map_dropout: float = 0.15  # share of examples without the map: the module can be off
     max_corruption: float = 0.2  # context noise augmentation, std in [-1, 1] units
     clean_share: float = 0.3  # share of examples trained with an uncorrupted context
+    # share of examples whose last context frame shows only some of its pixels, the rest
+    # as in the frame before: what a few-step sampler drawing in the data's colours makes
+    # where it is unsure (a broken ball), so that the generator learns to draw it whole again
+    fade_share: float = 0.0
     one_step_share: float = 0.5  # share of examples at flow time 1 (the first sampler step)
     # loss weight of the pixels the generator must change from its base: small moving things
     # a plain MSE all but ignores (a ball, a sprite), digits drawn over a blanked HUD, a
@@ -85,6 +90,22 @@ def corrupt(context: torch.Tensor, recipe: GeneratorRecipe, generator: torch.Gen
     level = torch.where(torch.rand(batch, generator=generator) < recipe.clean_share, 0.0, level)
     noise = torch.randn(context.shape, generator=generator)
     return context + level.view(-1, *[1] * (context.ndim - 1)) * noise, level
+
+
+def fade_last_change(
+    context: torch.Tensor, share: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Context (B, K, 3, H, W) with, in `share` of the rows, each pixel of the last frame
+    left as in the frame before with a probability drawn per row in [0, 1 - FADE_LOW)."""
+    if not share:
+        return context
+    batch, _, _, height, width = context.shape
+    faded = torch.rand(batch, generator=generator) < share
+    keep = FADE_LOW + (1 - FADE_LOW) * torch.rand(batch, 1, 1, 1, generator=generator)
+    shown = torch.rand(batch, 1, height, width, generator=generator) < keep
+    shown |= ~faded.view(-1, 1, 1, 1)
+    before, last = context[:, -2], context[:, -1]
+    return torch.cat([context[:, :-1], torch.where(shown, last, before)[:, None]], dim=1)
 
 
 def change_weight(target: torch.Tensor, base: torch.Tensor, factor: float) -> torch.Tensor:
@@ -143,7 +164,7 @@ class GeneratorTask:
         from maag.spatial import generator_inputs
 
         clean = to_unit(batch["context"])
-        context, level = corrupt(clean, recipe, noise)
+        context, level = corrupt(fade_last_change(clean, recipe.fade_share, noise), recipe, noise)
         hud, map_on, keep, cond_ids = self.spec.hud_height, None, None, None
         if recipe.spatial:
             map_on = (torch.rand(len(context), generator=noise) >= recipe.map_dropout).numpy()
