@@ -99,6 +99,7 @@ class TransitionSampler:
         close_calls: np.ndarray | None = None,
         close_call_share: float = 0.0,
         alternative_share: float = 0.0,
+        close_call_window: int = 1,
     ):
         """`event_share` of every random batch comes from transitions where an event
         fires: per example an event class the data holds, chosen evenly, then one of its
@@ -107,7 +108,8 @@ class TransitionSampler:
         (a serve after a point, a respawn after a death: the next frames are the hard
         ones), and the episodes' first w transitions (a start from a still context) form
         one more class. `close_call_share` of the rest comes from `close_calls`, flat
-        transition indices (episode * T + target - 1; see `close_calls`), and
+        transition indices (episode * T + target - 1; see `close_calls`), each with the
+        `close_call_window` - 1 transitions after it (a ball's flight after a return), and
         `alternative_share` of what is left is an alternative outcome the data holds
         (`alt_*`, see maag.data): the same context and action, the target, values and
         events as the step would have been had its events come out otherwise."""
@@ -126,8 +128,12 @@ class TransitionSampler:
                 "them for games whose engine offers them, such as pong)"
             )
         self.alternative_share = alternative_share
-        if event_window < 1:
-            raise MaagError(f"event_window must be at least 1, got {event_window}")
+        for name, window in (
+            ("event_window", event_window),
+            ("close_call_window", close_call_window),
+        ):
+            if window < 1:
+                raise MaagError(f"{name} must be at least 1, got {window}")
         self.frames = episodes["frames"]  # (E, T+1, H, W, 3)
         self.maps = maps
         self.actions = episodes["actions"]  # (E, T)
@@ -148,7 +154,11 @@ class TransitionSampler:
             classes.append(start)
         self.by_event = [np.flatnonzero(c) for c in classes]
         self.by_event = [flat for flat in self.by_event if len(flat)]
-        self.close_calls = close_calls if close_calls is not None and len(close_calls) else None
+        self.close_calls = None
+        if close_calls is not None and len(close_calls):
+            lags = np.arange(close_call_window)
+            within = close_calls[:, None] % self.actions.shape[1] + lags < self.actions.shape[1]
+            self.close_calls = np.unique((close_calls[:, None] + lags)[within])
         self.close_call_share = close_call_share
 
     def gather(self, episode: np.ndarray, target: np.ndarray) -> dict[str, torch.Tensor]:

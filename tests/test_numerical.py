@@ -212,6 +212,17 @@ def test_close_calls_fill_their_share_of_the_batches_after_the_events():
     assert 900 < drawn[(1, 10)] < 1100
     with pytest.raises(MaagError, match=r"close_call_share must be within 0\.\.1"):
         TransitionSampler(data, 1, close_calls=close, close_call_share=2.0)
+    # a window adds the transitions after each close call, within its episode
+    close = np.array([3, 48])  # (0, 4) and (0, 49): the episode ends at frame 50
+    sampler = TransitionSampler(
+        data, 1, close_calls=close, close_call_share=1.0, close_call_window=3
+    )
+    targets = sampler.sample(2000)["target"][:, 0, 0, :2].numpy()
+    drawn = Counter(map(tuple, targets.tolist()))
+    assert set(drawn) == {(0, 4), (0, 5), (0, 6), (0, 49), (0, 50)}
+    assert min(drawn.values()) > 300
+    with pytest.raises(MaagError, match="close_call_window must be at least 1"):
+        TransitionSampler(data, 1, close_call_window=0)
 
 
 def test_alternatives_fill_their_share_with_their_own_target_and_tokens():

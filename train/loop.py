@@ -65,6 +65,7 @@ class Recipe:
     close_call_share: float = 0.0
     close_call_model: str = ""
     close_call_count: int = 4096
+    close_call_window: int = 1  # with it, the transitions after each close call too
     # share of the rest whose target is an alternative outcome the data holds (the step had
     # its events come out otherwise, see maag.data): for generators, taught to draw the
     # events they are told; a LogicNet would learn rules the game does not have
@@ -211,6 +212,7 @@ def train(
         find_close_calls(episodes, recipe) if recipe.close_call_share else None,
         recipe.close_call_share,
         recipe.alternative_share,
+        recipe.close_call_window,
     )
     noise = torch.Generator().manual_seed(rank_seed)
     model, optimizer = accelerator.prepare(model, optimizer)
