@@ -100,6 +100,8 @@ class TransitionSampler:
         close_call_share: float = 0.0,
         alternative_share: float = 0.0,
         close_call_window: int = 1,
+        rollout_share: float = 0.0,
+        rollout_frames: int = 1,
     ):
         """`event_share` of every random batch comes from transitions where an event
         fires: per example an event class the data holds, chosen evenly, then one of its
@@ -112,11 +114,17 @@ class TransitionSampler:
         `close_call_window` - 1 transitions after it (a ball's flight after a return), and
         `alternative_share` of what is left is an alternative outcome the data holds
         (`alt_*`, see maag.data): the same context and action, the target, values and
-        events as the step would have been had its events come out otherwise."""
+        events as the step would have been had its events come out otherwise.
+
+        `rollout_share` of every batch (rows whose target is past the episode's first
+        `rollout_frames` frames) also carries its `history`: the `rollout_frames`
+        transitions into the last context frames, oldest first, for a generator to draw
+        those frames itself (see `GeneratorTask`); `rolled` marks the rows."""
         shares = {
             "event_share": event_share,
             "close_call_share": close_call_share,
             "alternative_share": alternative_share,
+            "rollout_share": rollout_share,
         }
         for name, share in shares.items():
             if not 0.0 <= share <= 1.0:
@@ -131,6 +139,7 @@ class TransitionSampler:
         for name, window in (
             ("event_window", event_window),
             ("close_call_window", close_call_window),
+            ("rollout_frames", rollout_frames),
         ):
             if window < 1:
                 raise MaagError(f"{name} must be at least 1, got {window}")
@@ -160,6 +169,7 @@ class TransitionSampler:
             within = close_calls[:, None] % self.actions.shape[1] + lags < self.actions.shape[1]
             self.close_calls = np.unique((close_calls[:, None] + lags)[within])
         self.close_call_share = close_call_share
+        self.rollout_share, self.rollout_frames = rollout_share, rollout_frames
 
     def gather(self, episode: np.ndarray, target: np.ndarray) -> dict[str, torch.Tensor]:
         """The transitions into frame `target` (>= 1) of `episode` (index arrays)."""
@@ -189,20 +199,34 @@ class TransitionSampler:
             picks = self.rng.integers(len(self.close_calls), size=int(close.sum()))
             flat[close] = self.close_calls[picks]
             taken |= close
+        episode, target = flat // steps, flat % steps + 1
         if not self.alternative_share:
-            return self.gather(flat // steps, flat % steps + 1)
+            return self.with_history(self.gather(episode, target), episode, target)
         other = ~taken & (self.rng.random(batch_size) < self.alternative_share)
         picks = self.rng.integers(len(self.alternatives["alt_step"]), size=int(other.sum()))
-        episode, target = self.alternatives["alt_step"][picks].T
-        flat[other] = episode * steps + target - 1
-        batch = self.gather(flat // steps, flat % steps + 1)
+        episode[other], target[other] = self.alternatives["alt_step"][picks].T
+        batch = self.gather(episode, target)
         batch["alternative"][other] = True
         batch["target"][other] = torch.from_numpy(self.alternatives["alt_frames"][picks])
         batch["values"][other] = torch.from_numpy(self.alternatives["alt_values"][picks]).long()
         batch["events"][other] = torch.from_numpy(self.alternatives["alt_events"][picks]).long()
         batch["camera_move"][other] = (
-            self.alternatives["alt_camera"][picks] - self.cameras[episode, target - 1]
+            self.alternatives["alt_camera"][picks] - self.cameras[episode[other], target[other] - 1]
         )
+        return self.with_history(batch, episode, target)
+
+    def with_history(
+        self, batch: dict[str, Any], episode: np.ndarray, target: np.ndarray
+    ) -> dict[str, Any]:
+        """`batch` with, where `rollout_share` is set, its rolled rows and their history."""
+        if not self.rollout_share:
+            return batch
+        rolled = (self.rng.random(len(target)) < self.rollout_share) & (
+            target > self.rollout_frames
+        )
+        batch["rolled"] = torch.from_numpy(rolled)
+        lags = range(self.rollout_frames, 0, -1) if rolled.any() else ()
+        batch["history"] = [self.gather(episode[rolled], target[rolled] - lag) for lag in lags]
         return batch
 
     def evenly_spaced(self, count: int) -> tuple[np.ndarray, np.ndarray]:

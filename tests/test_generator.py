@@ -201,7 +201,13 @@ def test_a_faded_context_leaves_some_pixels_of_the_last_frame_as_before_in_its_s
 
 
 @pytest.mark.parametrize(
-    "augmentation", [{"numerical": True, "random_values_share": 0.5}, {"fade_share": 0.5}]
+    "augmentation",
+    [
+        {"numerical": True, "random_values_share": 0.5},
+        {"fade_share": 0.5},
+        {"rollout_share": 0.5, "rollout_frames": 2},
+        {"numerical": True, "spatial": True, "rollout_share": 0.5},
+    ],
 )
 def test_a_recipe_with_each_augmentation_trains(tmp_path, data, augmentation):
     run = tmp_path / "run"
@@ -215,6 +221,40 @@ def test_a_recipe_with_each_augmentation_trains(tmp_path, data, augmentation):
     assert losses and all(np.isfinite(losses))
 
 
+def test_rolled_rows_carry_the_transitions_into_their_last_context_frames(data):
+    episodes = load_episodes(data)
+    assert "history" not in TransitionSampler(episodes, 4, seed=0).sample(8)
+    batch = TransitionSampler(episodes, 4, seed=0, rollout_share=0.5, rollout_frames=2).sample(64)
+    rolled = batch["rolled"]
+    assert 16 < rolled.sum() < 48 and len(batch["history"]) == 2
+    for lag, transition in zip((2, 1), batch["history"], strict=True):
+        assert torch.equal(transition["target"], batch["context"][rolled, -lag])
+        assert torch.equal(transition["context"][:, lag:], batch["context"][rolled, : 4 - lag])
+    with pytest.raises(MaagError, match="rollout_frames must be at least 1"):
+        TransitionSampler(episodes, 4, rollout_share=0.5, rollout_frames=0)
+
+
+def test_rolled_rows_go_on_from_the_generators_own_drawings(data):
+    """An untrained generator copies its base (the last frame): drawn from the data's frames
+    before them, the last two context frames of a rolled row both copy the third last."""
+    from maag.train.generator import GeneratorTask
+
+    episodes = load_episodes(data)
+    batch = TransitionSampler(episodes, 4, seed=1, rollout_share=0.5, rollout_frames=2).sample(32)
+    recipe = GeneratorRecipe(preset="XXS", motion_skip=False, rollout_share=0.5, rollout_frames=2)
+    task = GeneratorTask()
+    model = task.build(recipe, maag.make("traveler").spec)
+    task.prepare(episodes, recipe)
+    assert task.palette is not None  # traveler is drawn with a palette
+    own = task.own_context(model, batch, recipe, torch.Generator().manual_seed(0))
+    rolled, context = batch["rolled"], batch["context"]
+    assert torch.equal(own[~rolled], context[~rolled])
+    assert torch.equal(own[rolled, :2], context[rolled, :2])
+    for drawn in (own[rolled, -2], own[rolled, -1]):
+        assert torch.equal(drawn, context[rolled, -3])
+    assert not torch.equal(own[rolled, -1], context[rolled, -1])  # the wanderer moved
+
+
 def test_alternatives_train_a_generator_told_its_events_and_nothing_else(tmp_path):
     from maag.train.logicnet import LogicNetRecipe, train_logicnet
 
@@ -226,8 +266,12 @@ def test_alternatives_train_a_generator_told_its_events_and_nothing_else(tmp_pat
     for refused, recipe in (
         ("needs numerical and event_tokens", recipe_for(pong, alternative_share=0.5)),
         (
-            "is for generators",
+            "alternative_share is for generators",
             LogicNetRecipe().updated({"data": str(pong), "alternative_share": 0.5}),
+        ),
+        (
+            "rollout_share is for generators",
+            LogicNetRecipe().updated({"data": str(pong), "rollout_share": 0.5}),
         ),
     ):
         train = train_generator if "numerical" in refused else train_logicnet

@@ -147,7 +147,57 @@ class GeneratorTask:
             )
         self.spec = spec
         self.tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
+        self.palette, self.maps = None, None
         return build_generator(recipe, spec)
+
+    def prepare(self, episodes, recipe: GeneratorRecipe):
+        """The map views; with `rollout_share`, also the palette of the training frames,
+        which the generator's own drawings are snapped to (as `maag export --palette` has
+        play do), where the frames have one."""
+        from maag.palette import palette_of
+
+        if recipe.rollout_share:
+            try:
+                self.palette = palette_of(iter(episodes["frames"]), self.spec.hud_height)
+            except MaagError:  # too many colours: a game not drawn with a palette
+                self.palette = None
+        self.maps = self.map_views(episodes, recipe)
+        return self.maps
+
+    def own_context(self, model, batch, recipe: GeneratorRecipe, noise) -> torch.Tensor:
+        """The batch's context (B, K, H, W, 3) uint8 with, in its rolled rows, the last
+        frames drawn by `model` itself (no gradient, `sampler_steps` steps, both modules
+        on, told the true values), each from the frames before it: the data's, then its
+        own drawings, as a rollout in play goes on."""
+        from maag.metrics import draw_next
+        from maag.models.flow import FlowSampler
+
+        context = batch["context"]
+        if "rolled" not in batch or not batch["rolled"].any():
+            return context
+        network = getattr(model, "module", model)  # under DistributedDataParallel
+        sampler, window = FlowSampler(recipe.sampler_steps), context.shape[1]
+        drawn: list[torch.Tensor] = []  # (n, H, W, 3) each, oldest first
+        for transition in batch["history"]:
+            own = min(len(drawn), window)
+            if own:
+                transition = transition | {
+                    "context": torch.cat(
+                        [transition["context"][:, : window - own], torch.stack(drawn[-own:], 1)],
+                        dim=1,
+                    )
+                }
+            frames = draw_next(network, transition, sampler, noise, self.tokens, self.maps)
+            if self.palette is not None:
+                hud = self.spec.hud_height
+                frames = torch.from_numpy(
+                    np.stack([self.palette.snap(f, hud) for f in frames.numpy()])
+                )
+            drawn.append(frames.clone())  # a plain tensor, not one made in inference mode
+        own = min(len(drawn), window)
+        context = context.clone()
+        context[batch["rolled"], window - own :] = torch.stack(drawn[-own:], 1)
+        return context
 
     def map_views(self, episodes, recipe: GeneratorRecipe):
         """Training views of the spatial map, when the recipe has the module."""
@@ -163,7 +213,7 @@ class GeneratorTask:
         from maag.numerical import blank_hud
         from maag.spatial import generator_inputs
 
-        clean = to_unit(batch["context"])
+        clean = to_unit(self.own_context(model, batch, recipe, noise))
         context, level = corrupt(fade_last_change(clean, recipe.fade_share, noise), recipe, noise)
         hud, map_on, keep, cond_ids = self.spec.hud_height, None, None, None
         if recipe.spatial:

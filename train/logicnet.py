@@ -43,10 +43,9 @@ class LogicNetTask:
     def build(self, recipe: LogicNetRecipe, spec: GameSpec):
         from maag.models.logicnet import LogicNet
 
-        if recipe.alternative_share:
-            raise MaagError(
-                "alternative_share is for generators: a LogicNet learns the game's own rules"
-            )
+        for name in ("alternative_share", "rollout_share"):
+            if getattr(recipe, name):
+                raise MaagError(f"{name} is for generators: a LogicNet draws no frames")
         return LogicNet(
             frame_size=spec.frame_height,
             context_frames=recipe.context_frames,
@@ -71,7 +70,7 @@ class LogicNetTask:
         scores = held_out_scores(ema, episodes, count)
         return {f"{name}_f1": s["f1"] for name, s in scores.items()}
 
-    def map_views(self, episodes, recipe):
+    def prepare(self, episodes, recipe):
         return None
 
     def sample(self, path: Path, ema, spec, episodes, recipe) -> None:

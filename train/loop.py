@@ -70,6 +70,11 @@ class Recipe:
     # its events come out otherwise, see maag.data): for generators, taught to draw the
     # events they are told; a LogicNet would learn rules the game does not have
     alternative_share: float = 0.0
+    # share of each batch whose last rollout_frames context frames the generator draws
+    # itself, one after another from the true frames before them (no gradient), so that it
+    # learns to go on from its own drawings as in play, not only from the data's frames
+    rollout_share: float = 0.0
+    rollout_frames: int = 1
 
     # fields a resumed run may change; every other one is fixed by the run's recipe.json
     RESUMABLE: ClassVar[tuple[str, ...]] = (
@@ -143,7 +148,9 @@ class Task(Protocol):
 
     def evaluate(self, ema, episodes: dict, recipe: Any) -> dict[str, float]: ...
 
-    def map_views(self, episodes: dict, recipe: Any) -> Any: ...
+    def prepare(self, episodes: dict, recipe: Any) -> Any:
+        """Read what the task needs of the training episodes before the first step;
+        returns the spatial map's views for the sampler to gather (None: no map)."""
 
     def sample(self, path: Path, ema, spec: GameSpec, episodes: dict, recipe: Any) -> None: ...
 
@@ -201,7 +208,7 @@ def train(
         model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
     )
     rank_seed = recipe.seed * 1000 + accelerator.process_index
-    maps = task.map_views(episodes, recipe)
+    maps = task.prepare(episodes, recipe)
     sampler = TransitionSampler(
         episodes,
         model.config.context_frames,
@@ -213,6 +220,8 @@ def train(
         recipe.close_call_share,
         recipe.alternative_share,
         recipe.close_call_window,
+        recipe.rollout_share,
+        recipe.rollout_frames,
     )
     noise = torch.Generator().manual_seed(rank_seed)
     model, optimizer = accelerator.prepare(model, optimizer)
