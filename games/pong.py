@@ -230,6 +230,14 @@ def _read_ball(labels: np.ndarray) -> tuple[int, int] | None:
     return left + BALL_MIN_X, top + FIELD_TOP
 
 
+def sprite_mask(frame: np.ndarray) -> np.ndarray:
+    """The ball and both paddles: every field pixel that is not the background (they move).
+    Works on generated frames too."""
+    mask = np.zeros(frame.shape[:2], dtype=bool)
+    mask[FIELD_TOP:] = classify_pixels(frame[FIELD_TOP:], _SCENE_COLOURS) != _BACKGROUND_LABEL
+    return mask
+
+
 class Tracker:
     """Follows the ball it sees with the right paddle while the ball comes its way, back to
     the centre otherwise. Aims at a point of the paddle drawn anew for each approach; now
@@ -408,4 +416,5 @@ GAME = GameDefinition(
     read_frame=read_frame,
     agents={"tracker": Tracker, "random": RandomAgent},
     referee=PongReferee,
+    sprite_mask=sprite_mask,
 )

@@ -204,6 +204,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    from maag.games import get_game
     from maag.generative import load
     from maag.metrics import teacher_forced_psnr
     from maag.transitions import load_episodes
@@ -219,12 +220,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
                 f"LogicNet {event}: precision {s['precision']:.4f} recall {s['recall']:.4f} "
                 f"F1 {s['f1']:.4f} ({total} held-out transitions)"
             )
-    maps = None
+    maps, definition = None, get_game(game.spec.name)
     if game.map_inputs:
-        from maag.games import get_game
         from maag.transitions import MapViews
 
-        maps = MapViews(episodes, game.spec, get_game(game.spec.name).sprite_mask)
+        maps = MapViews(episodes, game.spec, definition.sprite_mask)
     for steps in args.sampler_steps:
         scores = teacher_forced_psnr(
             game.generator, episodes, steps, count=args.count, tokens=game.tokens, maps=maps
@@ -235,17 +235,32 @@ def cmd_eval(args: argparse.Namespace) -> None:
             f"({args.count} transitions of {args.data})"
         )
         if game.tokens is not None and game.tokens.event_names and len(episodes["alt_step"]):
-            from maag.games import get_game
             from maag.metrics import told_events_drawn
 
-            read = get_game(game.spec.name).read_frame
-            told = told_events_drawn(game.generator, episodes, read, game.tokens, steps)
+            told = told_events_drawn(
+                game.generator, episodes, definition.read_frame, game.tokens, steps
+            )
             print(
                 f"{args.model}: told the events, drawn as told at {steps} sampler step(s): "
                 f"{told['true']:.4f} told the true ones, {told['alternative']:.4f} told the "
                 f"alternative ({told['count']} steps of {args.data} with an alternative "
                 "outcome; the frame reader's reading equal to the engine's frame)"
             )
+        if definition.sprite_mask is not None and not game.map_inputs:
+            from maag.metrics import redrawn_after_loss
+
+            redrawn = redrawn_after_loss(
+                game.generator, episodes, definition.read_frame, definition.sprite_mask,
+                game.tokens, steps, palette=game.palette,
+            )  # fmt: skip
+            if redrawn["count"]:  # some sprite moved in the view (not a fixed player)
+                print(
+                    f"{args.model}: drawn again after a lost frame at {steps} sampler "
+                    f"step(s): {redrawn['lost']:.4f} with the sprites' new pixels dropped "
+                    f"from the last frame, {redrawn['as_is']:.4f} with it as it is "
+                    f"({redrawn['count']} transitions of {args.data} where a sprite moved; "
+                    "the reading equal to the engine's frame)"
+                )
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

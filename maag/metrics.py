@@ -9,7 +9,7 @@ import torch
 
 from maag.numerical import DigitTokenizer, blank_hud
 from maag.spatial import generator_inputs
-from maag.transitions import MapViews, TransitionSampler
+from maag.transitions import MapViews, TransitionSampler, drop_new_sprites
 
 
 def psnr(mse: float) -> float:
@@ -139,3 +139,53 @@ def told_events_drawn(
     generator.train(was_training)
     count = len(alternatives)
     return {outcome: n / count for outcome, n in drawn.items()} | {"count": count}
+
+
+def redrawn_after_loss(
+    generator: torch.nn.Module,
+    episodes: dict[str, np.ndarray],
+    read_frame,
+    sprite_mask,
+    tokens: DigitTokenizer | None = None,
+    sampler_steps: int = 1,
+    count: int = 512,
+    palette=None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Whether the generator draws again what its last frame lost: at `count` evenly spread
+    transitions whose last context frame shows a sprite where the frame before did not (a
+    ball's new place), teacher-forced (inputs as in `draw_next`), the share of drawings the
+    frame reader reads exactly as the engine's next frame, with the last frame as it is and
+    with those sprite pixels taken from the frame before (`drop_new_sprites`: drawn
+    nowhere). Drawings are snapped to `palette` where given, as in play."""
+    from maag.models.flow import FlowSampler
+
+    transitions = TransitionSampler(episodes, generator.config.context_frames)
+    episode, target = transitions.evenly_spaced(episodes["actions"].size)
+    frames = episodes["frames"]
+    moved = [
+        i for i, (e, t) in enumerate(zip(episode, target, strict=True))
+        if t >= 2 and (sprite_mask(frames[e, t - 1]) & ~sprite_mask(frames[e, t - 2])).any()
+    ]  # fmt: skip
+    picked = np.asarray(moved)[np.linspace(0, len(moved) - 1, min(count, len(moved))).astype(int)]
+    sampler = FlowSampler(sampler_steps)
+    noise = torch.Generator().manual_seed(seed)
+    hud = generator.config.hud_height
+    drawn = {"as_is": 0, "lost": 0}
+    was_training = generator.training
+    generator.eval()
+    for start in range(0, len(picked), 64):
+        rows = picked[start : start + 64]
+        batch = transitions.gather(episode[rows], target[rows])
+        every = torch.ones(len(rows), dtype=torch.bool)
+        lost = batch | {"context": drop_new_sprites(batch["context"], every, sprite_mask)}
+        for case, inputs in (("as_is", batch), ("lost", lost)):
+            for frame, truth in zip(
+                draw_next(generator, inputs, sampler, noise, tokens).numpy(),
+                batch["target"].numpy(),
+                strict=True,
+            ):
+                frame = palette.snap(frame, hud) if palette is not None else frame
+                drawn[case] += read_frame(frame) == read_frame(truth)
+    generator.train(was_training)
+    return {case: n / max(1, len(picked)) for case, n in drawn.items()} | {"count": len(picked)}

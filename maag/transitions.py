@@ -46,6 +46,18 @@ def load_episodes(
     return {key: np.concatenate([s[key] for s in shards]) for key in shards[0]}
 
 
+def drop_new_sprites(context: torch.Tensor, rows: torch.Tensor, sprite_mask) -> torch.Tensor:
+    """Context (B, K, H, W, 3) uint8 with, in `rows`, each pixel that `sprite_mask` finds a
+    sprite in the last frame and not in the frame before taken from the frame before: what
+    moved is drawn nowhere, as in a frame where a generator lost it."""
+    context = context.clone()
+    for row in torch.nonzero(rows).flatten().tolist():
+        last, before = context[row, -1].numpy(), context[row, -2].numpy()
+        new = sprite_mask(last) & ~sprite_mask(before)
+        last[new] = before[new]  # a view of the clone's memory
+    return context
+
+
 class MapViews:
     """The spatial map's view before each frame of each episode, as play would build it:
     frames 0..t-1 written (sprites kept out), then read at frame t's camera."""

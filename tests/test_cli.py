@@ -139,5 +139,8 @@ def test_eval_tells_how_often_pongs_generator_draws_the_events_it_is_told(tmp_pa
           "--out", str(data)])  # fmt: skip
     capsys.readouterr()
     main(["eval", "--model", "models/pong", "--data", str(data), "--count", "8"])
-    told = [line for line in capsys.readouterr().out.splitlines() if "drawn as told" in line]
+    out = capsys.readouterr().out.splitlines()
+    told = [line for line in out if "drawn as told" in line]
     assert len(told) == 1 and "with an alternative outcome" in told[0]
+    redrawn = [line for line in out if "drawn again after a lost frame" in line]
+    assert len(redrawn) == 1 and "where a sprite moved" in redrawn[0]

@@ -207,6 +207,7 @@ def test_a_faded_context_leaves_some_pixels_of_the_last_frame_as_before_in_its_s
         {"fade_share": 0.5},
         {"rollout_share": 0.5, "rollout_frames": 2},
         {"numerical": True, "spatial": True, "rollout_share": 0.5},
+        {"sprite_dropout": 0.5},
     ],
 )
 def test_a_recipe_with_each_augmentation_trains(tmp_path, data, augmentation):
@@ -253,6 +254,25 @@ def test_rolled_rows_go_on_from_the_generators_own_drawings(data):
     for drawn in (own[rolled, -2], own[rolled, -1]):
         assert torch.equal(drawn, context[rolled, -3])
     assert not torch.equal(own[rolled, -1], context[rolled, -1])  # the wanderer moved
+
+
+def test_dropped_sprites_are_drawn_nowhere_in_the_last_frame(tmp_path):
+    from maag.games import pong
+    from maag.transitions import drop_new_sprites
+
+    write_dataset("pong", "tracker", 1, 40, tmp_path, seed=2, progress=False)
+    batch = TransitionSampler(load_episodes(tmp_path), 4, seed=0).sample(16)
+    rows = torch.arange(16) % 2 == 0
+    dropped = drop_new_sprites(batch["context"], rows, pong.sprite_mask)
+    assert torch.equal(dropped[~rows], batch["context"][~rows])
+    assert torch.equal(dropped[:, :-1], batch["context"][:, :-1])  # only the last frame
+    frames = (dropped[rows, -2], dropped[rows, -1], batch["context"][rows, -1])
+    for before, last, original in zip(*(f.numpy() for f in frames), strict=True):
+        moved = pong.sprite_mask(original) & ~pong.sprite_mask(before)
+        assert np.array_equal(last[moved], before[moved])
+        assert np.array_equal(last[~moved], original[~moved])
+        if pong.read_frame(original).ball != pong.read_frame(before).ball:
+            assert pong.read_frame(last).ball is None  # the ball that moved is gone
 
 
 def test_alternatives_train_a_generator_told_its_events_and_nothing_else(tmp_path):

@@ -174,6 +174,17 @@ def test_reader_exact_on_engine_frames():
     assert frames >= 2000
 
 
+def test_sprite_mask_is_the_ball_and_both_paddles():
+    for _, step, _, engine in _rollout(pong.Tracker, seed=4, steps=50):
+        mask = pong.sprite_mask(step.frame)
+        assert not mask[: pong.FIELD_TOP].any()  # never the HUD
+        field = step.frame[pong.FIELD_TOP :]
+        assert np.array_equal(mask[pong.FIELD_TOP :], (field != pong.BACKGROUND).any(axis=-1))
+        assert mask[engine.ball_y, engine.ball_x] and mask.sum() == pong.BALL**2 + 2 * (
+            pong.PADDLE_HEIGHT * pong.PADDLE_WIDTH
+        )
+
+
 def test_reader_refuses_noise_and_damage():
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -12,6 +12,7 @@ import torch
 from maag.errors import MaagError
 from maag.io import write_atomic
 from maag.spec import GameSpec
+from maag.transitions import drop_new_sprites
 
 from .loop import Recipe, train
 
@@ -43,6 +44,10 @@ class GeneratorRecipe(Recipe):
     # as in the frame before: what a few-step sampler drawing in the data's colours makes
     # where it is unsure (a broken ball), so that the generator learns to draw it whole again
     fade_share: float = 0.0
+    # share of examples whose last context frame shows the game's moving sprites only where
+    # the frame before showed them too: a ball drawn nowhere, which the generator must draw
+    # again from the older frames instead of losing it for good (the game's sprite_mask)
+    sprite_dropout: float = 0.0
     one_step_share: float = 0.5  # share of examples at flow time 1 (the first sampler step)
     # loss weight of the pixels the generator must change from its base: small moving things
     # a plain MSE all but ignores (a ball, a sprite), digits drawn over a blanked HUD, a
@@ -145,6 +150,11 @@ class GeneratorTask:
                 "alternative_share needs numerical and event_tokens: only the event tokens "
                 "tell the generator which outcome to draw"
             )
+        from maag.games import get_game
+
+        self.sprite_mask = get_game(spec.name).sprite_mask
+        if recipe.sprite_dropout and self.sprite_mask is None:
+            raise MaagError(f"sprite_dropout needs a game with a sprite_mask; {spec.name} has none")
         self.spec = spec
         self.tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
         self.palette, self.maps = None, None
@@ -213,7 +223,11 @@ class GeneratorTask:
         from maag.numerical import blank_hud
         from maag.spatial import generator_inputs
 
-        clean = to_unit(self.own_context(model, batch, recipe, noise))
+        context = self.own_context(model, batch, recipe, noise)
+        if recipe.sprite_dropout:
+            dropped = torch.rand(len(context), generator=noise) < recipe.sprite_dropout
+            context = drop_new_sprites(context, dropped, self.sprite_mask)
+        clean = to_unit(context)
         context, level = corrupt(fade_last_change(clean, recipe.fade_share, noise), recipe, noise)
         hud, map_on, keep, cond_ids = self.spec.hud_height, None, None, None
         if recipe.spatial:
