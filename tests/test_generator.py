@@ -1,5 +1,6 @@
 """The generator: shapes, learning, save/load, exact resume, multi-process training, sampling."""
 
+import itertools
 import json
 import os
 import shutil
@@ -548,3 +549,19 @@ def test_every_shipped_recipe_loads_as_its_networks_recipe():
     for path in paths:
         recipe = kinds[json.loads(path.read_text())["network"]].load(path.stem)
         assert recipe.data and recipe.steps > 0, path.name
+
+
+def test_the_rate_warms_up_then_stays_or_falls_along_a_cosine_to_min_lr():
+    from maag.train.loop import learning_rate
+
+    steady = GeneratorRecipe(lr=1e-3, warmup=10, steps=110)
+    decayed = GeneratorRecipe(lr=1e-3, warmup=10, steps=110, decay_lr=True, min_lr=1e-4)
+    for recipe in (steady, decayed):
+        assert learning_rate(recipe, 0) == pytest.approx(1e-4)
+        assert learning_rate(recipe, 9) == pytest.approx(1e-3)
+        assert learning_rate(recipe, 10) == pytest.approx(1e-3)
+    assert learning_rate(steady, 109) == pytest.approx(1e-3)
+    assert learning_rate(decayed, 60) == pytest.approx(5.5e-4)  # half way: the mean
+    assert learning_rate(decayed, 110) == pytest.approx(1e-4)
+    rates = [learning_rate(decayed, step) for step in range(10, 111)]
+    assert all(a >= b for a, b in itertools.pairwise(rates))

@@ -32,6 +32,16 @@ RECIPES = Path(__file__).parent / "recipes"
 R = TypeVar("R", bound="Recipe")
 
 
+def learning_rate(recipe: Recipe, step: int) -> float:
+    """The rate of step `step` (from 0): a linear warm-up, then lr or its cosine decay."""
+    if step < recipe.warmup:
+        return recipe.lr * (step + 1) / recipe.warmup
+    if not recipe.decay_lr:
+        return recipe.lr
+    progress = min(1.0, (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup))
+    return recipe.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (recipe.lr - recipe.min_lr)
+
+
 @dataclass
 class Recipe:
     """What every training run depends on; a network's recipe adds its own fields."""
@@ -44,6 +54,10 @@ class Recipe:
     grad_accum: int = 1
     lr: float = 3e-4
     warmup: int = 200
+    # with decay_lr the rate falls from lr after warmup to min_lr at `steps` along a cosine
+    # (nanoGPT's schedule); without it, it stays at lr
+    decay_lr: bool = False
+    min_lr: float = 0.0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     steps: int = 10_000
@@ -252,7 +266,7 @@ def train(
     timer, timed_steps, running = time.perf_counter(), 0, []
     while step < recipe.steps:
         for group in optimizer.param_groups:
-            group["lr"] = recipe.lr * min(1.0, (step + 1) / max(1, recipe.warmup))
+            group["lr"] = learning_rate(recipe, step)
         with accelerator.accumulate(model):
             batch = sampler.sample(recipe.batch_size)
             with accelerator.autocast():
