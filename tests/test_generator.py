@@ -335,6 +335,10 @@ def test_resume_and_restart_mistakes_are_refused(tmp_path, data):
     train_generator(recipe_for(data, steps=3), tmp_path / "run", progress=False)
     with pytest.raises(MaagError, match="already holds checkpoints"):
         train_generator(recipe_for(data, steps=3), tmp_path / "run", progress=False)
+    with pytest.raises(MaagError, match=r"min_lr 0\.5 must lie between 0 and lr"):
+        train_generator(
+            recipe_for(data, decay_lr=True, min_lr=0.5), tmp_path / "high", progress=False
+        )
     pong = tmp_path / "pong"
     write_dataset("pong", "tracker", 1, 10, pong, progress=False)
     with pytest.raises(MaagError, match="cannot change \\['lr'\\]"):

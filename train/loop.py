@@ -194,6 +194,8 @@ def train(
         raise MaagError(f"{run} already holds checkpoints: pass --resume, or choose another --out")
     if not recipe.data:
         raise MaagError("no training data: pass --data DIR")
+    if recipe.decay_lr and not 0 <= recipe.min_lr <= recipe.lr:
+        raise MaagError(f"min_lr {recipe.min_lr} must lie between 0 and lr {recipe.lr}")
 
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
