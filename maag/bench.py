@@ -31,6 +31,7 @@ from maag.metrics import psnr, teacher_forced_psnr
 from maag.spec import Game, GameDefinition, GameSpec
 
 GIF_STEPS = 300  # rollouts.gif shows the first steps of episode 0
+BOOTSTRAP_DRAWS = 10_000  # resamples of the episodes for a metric's 95% interval
 
 
 @dataclass
@@ -195,6 +196,19 @@ def _quarters(traces: list[Trace], name: str, steps: int) -> tuple[float | None,
     return _mean(first), _mean(last)
 
 
+def _by_episode(traces: list[Trace], name: str) -> dict[str, Any]:
+    """A per-step metric episode by episode, and its 95% percentile-bootstrap interval
+    over episodes: one lasting failure (a lost sprite, a wrong digit) costs the rest of
+    its episode, so a table of few episodes rests on few failures (a fixed seed keeps the
+    interval repeatable)."""
+    means = np.array([np.mean(getattr(t, name)) for t in traces if getattr(t, name)])
+    if not len(means):
+        return {f"{name}_by_episode": [], f"{name}_interval": None}
+    draws = np.random.default_rng(0).choice(means, (BOOTSTRAP_DRAWS, len(means))).mean(axis=1)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {f"{name}_by_episode": means.tolist(), f"{name}_interval": [low, high]}
+
+
 def summarise(traces: list[Trace], steps: int) -> dict[str, Any]:
     """Every figure of one configuration."""
     squared = sum(t.revisit_squared_error for t in traces)
@@ -220,6 +234,8 @@ def summarise(traces: list[Trace], steps: int) -> dict[str, Any]:
         "ms_per_step": step_ms,
         "ms_per_part": part_ms,
         "modules_share": modules_ms / step_ms if step_ms else 0.0,
+        **_by_episode(traces, "numcon"),
+        **_by_episode(traces, "actacc"),
     }
 
 
@@ -313,6 +329,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _with_interval(row: dict[str, Any], name: str) -> str:
+    """A metric with its interval over episodes, where the results hold one."""
+    interval = row.get(f"{name}_interval")
+    if not interval:
+        return _fmt(row[name])
+    return f"{_fmt(row[name])} ({interval[0]:.2f}-{interval[1]:.2f})"
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """The side-by-side table of a benchmark's results."""
     head = (
@@ -326,15 +350,20 @@ def markdown_table(results: dict[str, Any]) -> str:
         tf = f"{fidelity['psnr']:.1f} ({fidelity['copy_last_psnr']:.1f})" if fidelity else "n/a"
         drift = {m: " → ".join(_fmt(v, 2) for v in r["drift"][m]) for m in r["drift"]}
         lines.append(
-            f"| {r['label']} | {_fmt(r['numcon'])} | {_fmt(r['event_f1'])} "
+            f"| {r['label']} | {_with_interval(r, 'numcon')} | {_fmt(r['event_f1'])} "
             f"| {_fmt(r['digit_accuracy'])} | {_fmt(r['spacon'])} ({r['revisits']}) "
-            f"| {_fmt(r['revisit_psnr'], 1)} | {_fmt(r['actacc'])} | {_fmt(r['readable'])} "
+            f"| {_fmt(r['revisit_psnr'], 1)} | {_with_interval(r, 'actacc')} "
+            f"| {_fmt(r['readable'])} "
             f"| {tf} | {drift['numcon']} | {drift['spacon']} | {drift['actacc']} "
             f"| {_fmt(r['ms_per_step'], 2)} | {_fmt(r['ms_per_part'].get('generator'), 2)} "
             f"| {_fmt(r['modules_share'], 2)} |"
         )
     sources = "\n".join(f"- **{r['label']}**: {r['source']}" for r in results["rows"])
-    return "\n".join(lines) + "\n\n" + sources
+    note = (
+        "In brackets: the 95% bootstrap interval over the episodes "
+        "(one lasting failure costs the rest of its episode)."
+    )
+    return "\n".join(lines) + "\n\n" + sources + "\n\n" + note
 
 
 def _write_outputs(out: Path, results: dict, curves: dict, films: list[np.ndarray]) -> None:

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 import maag
-from maag.bench import contenders, explain_change, play_episode, run_bench, summarise
+from maag.bench import (
+    Trace,
+    contenders,
+    explain_change,
+    markdown_table,
+    play_episode,
+    run_bench,
+    summarise,
+)
 from maag.cli import main
 from maag.games import get_game
 from maag.games.common import hud_band
@@ -78,6 +86,23 @@ def test_each_corruption_lowers_its_metric_and_no_other(damage, hit):
     assert result[hit] < 0.95, hit
     for other in {"numcon", "spacon", "actacc"} - {hit}:
         assert result[other] == 1.0, other
+
+
+def test_numcon_comes_episode_by_episode_with_a_bootstrap_interval():
+    # three episodes consistent throughout, one that fails for good halfway
+    traces = [Trace(numcon=[True] * 10, actacc=[True] * 10) for _ in range(3)]
+    traces.append(Trace(numcon=[True] * 5 + [False] * 5, actacc=[True] * 10))
+    for trace in traces:
+        trace.step_ms = [1.0]
+    result = summarise(traces, 10)
+    assert result["numcon_by_episode"] == [1.0, 1.0, 1.0, 0.5]
+    low, high = result["numcon_interval"]
+    assert 0.5 <= low < result["numcon"] == 0.875 < high == 1.0
+    assert result["actacc_interval"] == [1.0, 1.0]
+    row = {"label": "full", "source": "test", **result}
+    table = markdown_table({"rows": [row]})
+    assert f"| full | 0.875 ({low:.2f}-1.00) |" in table
+    assert summarise(traces, 10)["numcon_interval"] == [low, high]  # repeatable
 
 
 def test_shown_value_changes_are_explained_by_events():
