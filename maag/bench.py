@@ -334,7 +334,7 @@ def _with_interval(row: dict[str, Any], name: str) -> str:
     interval = row.get(f"{name}_interval")
     if not interval:
         return _fmt(row[name])
-    return f"{_fmt(row[name])} ({interval[0]:.2f}-{interval[1]:.2f})"
+    return f"{_fmt(row[name])} ({_fmt(interval[0])}-{_fmt(interval[1])})"
 
 
 def markdown_table(results: dict[str, Any]) -> str:

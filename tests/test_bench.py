@@ -101,7 +101,7 @@ def test_numcon_comes_episode_by_episode_with_a_bootstrap_interval():
     assert result["actacc_interval"] == [1.0, 1.0]
     row = {"label": "full", "source": "test", **result}
     table = markdown_table({"rows": [row]})
-    assert f"| full | 0.875 ({low:.2f}-1.00) |" in table
+    assert f"| full | 0.875 ({low:.3f}-1.000) |" in table
     assert summarise(traces, 10)["numcon_interval"] == [low, high]  # repeatable
 
 
