@@ -417,4 +417,5 @@ GAME = GameDefinition(
     agents={"tracker": Tracker, "random": RandomAgent},
     referee=PongReferee,
     sprite_mask=sprite_mask,
+    mirrored_actions=(0, 2, 1),  # noop, up <-> down
 )

@@ -326,3 +326,7 @@ class GameDefinition:
     custom_map: Callable[[str], CustomMap] | None = None
     # a seed and a user's map file -> the engine playing in that world
     engine_in_map: Callable[[int, str], Game] | None = None
+    # where the rules read the same with the field below the HUD flipped top to bottom (but
+    # for an episode's first step): each action's index in the flipped game (Pong: up and
+    # down swap), so training can show mirrored transitions; () where they do not
+    mirrored_actions: tuple[int, ...] = ()

@@ -190,6 +190,7 @@ class TransitionSampler:
             "context": torch.from_numpy(self.frames[episode[:, None], times]),  # (B, K, H, W, 3)
             "target": torch.from_numpy(self.frames[episode, target]),  # (B, H, W, 3)
             "action": torch.from_numpy(self.actions[episode, target - 1]),  # (B,)
+            "target_step": torch.from_numpy(target),  # (B,) the target's step in its episode
             "values": torch.from_numpy(self.values[episode, target]).long(),  # (B, V) shown
             "events": torch.from_numpy(self.events[episode, target]).long(),  # (B, E) counts
             "camera_move": self.cameras[episode, target] - self.cameras[episode, target - 1],

@@ -34,6 +34,7 @@ from maag.train.generator import (
     GeneratorRecipe,
     change_weight,
     fade_last_change,
+    mirror,
     train_generator,
     with_random_values,
 )
@@ -274,6 +275,33 @@ def test_dropped_sprites_are_drawn_nowhere_in_the_last_frame(tmp_path):
         assert np.array_equal(last[~moved], original[~moved])
         if pong.read_frame(original).ball != pong.read_frame(before).ball:
             assert pong.read_frame(last).ball is None  # the ball that moved is gone
+
+
+def test_mirrored_rows_show_the_field_upside_down_with_up_and_down_swapped(tmp_path, data):
+    from maag.games import pong
+
+    write_dataset("pong", "tracker", 1, 60, tmp_path / "pong", seed=2, progress=False)
+    batch = TransitionSampler(load_episodes(tmp_path / "pong"), 4, seed=0).sample(16)
+    rows, hud = torch.arange(16) % 2 == 0, pong.SPEC.hud_height
+    context, target, action = mirror(
+        batch["context"], batch["target"], batch["action"], rows, pong.GAME.mirrored_actions, hud
+    )
+    for new, old in ((context, batch["context"]), (target, batch["target"])):
+        assert torch.equal(new[~rows], old[~rows])
+        assert torch.equal(new[rows, ..., :hud, :, :], old[rows, ..., :hud, :, :])  # the HUD
+    assert torch.equal(context[rows, :, hud:], batch["context"][rows, :, hud:].flip(2))
+    for frame, original in zip(target[rows].numpy(), batch["target"][rows].numpy(), strict=True):
+        shown, before = pong.read_frame(frame), pong.read_frame(original)
+        assert shown.values == before.values and shown.ball[0] == before.ball[0]
+        assert shown.ball[1] == pong.FIELD_TOP + pong.FIELD_BOTTOM - pong.BALL - before.ball[1]
+    swap = {0: 0, 1: 2, 2: 1}  # noop stays, up and down swap
+    assert action[rows].tolist() == [swap[a] for a in batch["action"][rows].tolist()]
+    assert torch.equal(action[~rows], batch["action"][~rows])
+    train_generator(recipe_for(tmp_path / "pong", steps=2, mirror_share=0.5), tmp_path / "run",
+                    progress=False)  # fmt: skip
+    assert (tmp_path / "run" / "checkpoints" / "latest").exists()
+    with pytest.raises(MaagError, match="mirror_share needs a game whose rules read the same"):
+        train_generator(recipe_for(data, mirror_share=0.5), tmp_path / "refused", progress=False)
 
 
 def test_alternatives_train_a_generator_told_its_events_and_nothing_else(tmp_path):

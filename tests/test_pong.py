@@ -234,6 +234,32 @@ def test_colours_are_distinct():
             assert max(abs(p - q) for p, q in zip(a, b, strict=True)) > 2 * COLOUR_TOLERANCE
 
 
+def test_pong_reads_the_same_upside_down():
+    """The claim behind `mirrored_actions`: an engine set to a game's mirror image (field
+    flipped top to bottom) and fed the mirrored actions shows that game's frames upside
+    down, scores and events alike, through returns, misses and serves."""
+    top, bottom = pong.FIELD_TOP, pong.FIELD_BOTTOM
+    mirrored = pong.GAME.mirrored_actions
+    for seed in range(3):
+        agent, engine = RandomAgent(SPEC, seed), pong.PongEngine()
+        step = engine.reset()
+        for _ in range(5 + seed):
+            step = engine.step(agent.act(step))
+        twin = copy.deepcopy(engine)
+        twin.ball_y, twin.vy = top + bottom - pong.BALL - engine.ball_y, -engine.vy
+        for side in ("left", "right"):
+            setattr(twin, side, top + bottom - pong.PADDLE_HEIGHT - getattr(engine, side))
+        events = []
+        for _ in range(800):
+            action = agent.act(step)
+            step, upside_down = engine.step(action), twin.step(mirrored[action])
+            assert np.array_equal(upside_down.frame[:top], step.frame[:top])
+            assert np.array_equal(upside_down.frame[top:], step.frame[top:][::-1])
+            assert upside_down.events == step.events and upside_down.values == step.values
+            events += step.events
+        assert len(events) >= 5  # points were scored (and balls served) along the way
+
+
 def test_game_definition():
     assert pong.GAME.spec is SPEC
     assert set(pong.GAME.agents) == {"tracker", "random"}

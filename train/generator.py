@@ -48,6 +48,11 @@ class GeneratorRecipe(Recipe):
     # the frame before showed them too: a ball drawn nowhere, which the generator must draw
     # again from the older frames instead of losing it for good (the game's sprite_mask)
     sprite_dropout: float = 0.0
+    # share of examples shown upside down: the field below the HUD flipped top to bottom and
+    # the actions swapped as the game's `mirrored_actions` say, for a game whose rules read
+    # the same so (Pong): twice the scenes to learn from (never an episode's first step,
+    # whose start frame does not show which way the first serve goes)
+    mirror_share: float = 0.0
     one_step_share: float = 0.5  # share of examples at flow time 1 (the first sampler step)
     # loss weight of the pixels the generator must change from its base: small moving things
     # a plain MSE all but ignores (a ball, a sprite), digits drawn over a blanked HUD, a
@@ -113,6 +118,20 @@ def fade_last_change(
     return torch.cat([context[:, :-1], torch.where(shown, last, before)[:, None]], dim=1)
 
 
+def mirror(
+    context: torch.Tensor, target: torch.Tensor, action: torch.Tensor, rows: torch.Tensor,
+    mirrored_actions: tuple[int, ...], hud: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Context (B, K, H, W, 3), target (B, H, W, 3) uint8 and actions (B,) with, in `rows`,
+    the field below the HUD flipped top to bottom and each action `a` made
+    `mirrored_actions[a]`."""
+    context, target, action = context.clone(), target.clone(), action.clone()
+    context[rows, :, hud:] = context[rows, :, hud:].flip(2)
+    target[rows, hud:] = target[rows, hud:].flip(1)
+    action[rows] = torch.tensor(mirrored_actions)[action[rows]]
+    return context, target, action
+
+
 def change_weight(target: torch.Tensor, base: torch.Tensor, factor: float) -> torch.Tensor:
     """Per-pixel loss weights (B, 1, H, W): `factor` where the target (B, 3, H, W) differs
     from the base by more than MOVING_THRESHOLD on some channel, 1 elsewhere."""
@@ -152,7 +171,18 @@ class GeneratorTask:
             )
         from maag.games import get_game
 
-        self.sprite_mask = get_game(spec.name).sprite_mask
+        definition = get_game(spec.name)
+        self.sprite_mask, self.mirrored_actions = (
+            definition.sprite_mask,
+            definition.mirrored_actions,
+        )
+        if recipe.mirror_share and not self.mirrored_actions:
+            raise MaagError(
+                f"mirror_share needs a game whose rules read the same upside down; "
+                f"{spec.name}'s do not (no mirrored_actions)"
+            )
+        if recipe.mirror_share and recipe.spatial:
+            raise MaagError("mirror_share does not mirror the spatial map's views: leave it at 0")
         if recipe.sprite_dropout and self.sprite_mask is None:
             raise MaagError(f"sprite_dropout needs a game with a sprite_mask; {spec.name} has none")
         self.spec = spec
@@ -224,15 +254,22 @@ class GeneratorTask:
         from maag.spatial import generator_inputs
 
         context = self.own_context(model, batch, recipe, noise)
+        target, action, hud = batch["target"], batch["action"], self.spec.hud_height
+        if recipe.mirror_share:
+            rows = torch.rand(len(context), generator=noise) < recipe.mirror_share
+            rows &= batch["target_step"] > 1
+            context, target, action = mirror(
+                context, target, action, rows, self.mirrored_actions, hud
+            )
         if recipe.sprite_dropout:
             dropped = torch.rand(len(context), generator=noise) < recipe.sprite_dropout
             context = drop_new_sprites(context, dropped, self.sprite_mask)
         clean = to_unit(context)
         context, level = corrupt(fade_last_change(clean, recipe.fade_share, noise), recipe, noise)
-        hud, map_on, keep, cond_ids = self.spec.hud_height, None, None, None
+        map_on, keep, cond_ids = None, None, None
         if recipe.spatial:
             map_on = (torch.rand(len(context), generator=noise) >= recipe.map_dropout).numpy()
-        values, target = batch["values"], batch["target"]
+        values = batch["values"]
         if self.tokens:
             keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
             keep |= batch["alternative"]  # the tokens alone tell an alternative outcome
@@ -270,7 +307,7 @@ class GeneratorTask:
             target=target.to(device),
             base=base.to(device),
             context=stack_context(context).to(device),
-            action=batch["action"].to(device),
+            action=action.to(device),
             corruption=level.to(device),
             generator=noise,
             one_step_share=recipe.one_step_share,
