@@ -97,6 +97,42 @@ def teacher_forced_psnr(
     return {"psnr": psnr(model_se / pixels), "copy_last_psnr": psnr(copy_se / pixels)}
 
 
+def worst_drawn(
+    generator: torch.nn.Module,
+    episodes: dict[str, np.ndarray],
+    count: int,
+    candidates: int,
+    sampler_steps: int = 1,
+    tokens: DigitTokenizer | None = None,
+    maps: MapViews | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> np.ndarray:
+    """Flat indices (episode * T + target - 1) of the `count` transitions, among
+    `candidates` spread evenly over `episodes`, that the generator draws furthest from the
+    true next frame (squared error), teacher-forced (inputs as in `draw_next`): its own
+    hardest cases, worst first."""
+    from maag.models.flow import FlowSampler
+
+    transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
+    steps = episodes["actions"].shape[1]
+    episode, target = transitions.evenly_spaced(min(candidates, episodes["actions"].size))
+    sampler = FlowSampler(sampler_steps)
+    noise = torch.Generator().manual_seed(seed)
+    errors = np.empty(len(episode), np.float64)
+    was_training = generator.training
+    generator.eval()
+    for start in range(0, len(episode), batch_size):
+        rows = slice(start, start + batch_size)
+        batch = transitions.gather(episode[rows], target[rows])
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # a ranking: bf16 is close enough
+            frames = draw_next(generator, batch, sampler, noise, tokens, maps)
+        errors[rows] = ((frames.double() - batch["target"].double()) ** 2).sum((1, 2, 3)).numpy()
+    generator.train(was_training)
+    worst = np.argsort(-errors, kind="stable")[:count]
+    return episode[worst] * steps + target[worst] - 1
+
+
 def told_events_drawn(
     generator: torch.nn.Module,
     episodes: dict[str, np.ndarray],

@@ -304,6 +304,32 @@ def test_mirrored_rows_show_the_field_upside_down_with_up_and_down_swapped(tmp_p
         train_generator(recipe_for(data, mirror_share=0.5), tmp_path / "refused", progress=False)
 
 
+def test_the_generators_worst_drawings_join_the_close_calls(tmp_path, data):
+    """`worst_drawn`: with one target of the data shown in inverted colours, the shipped
+    Pong generator draws that transition worst of all; a recipe's hard_count adds it to
+    the close calls, and is refused without close_call_share."""
+    from maag.metrics import worst_drawn
+    from maag.train.loop import find_close_calls
+
+    write_dataset("pong", "tracker", 2, 40, tmp_path / "pong", seed=5, progress=False)
+    episodes = load_episodes(tmp_path / "pong")
+    episodes["frames"] = episodes["frames"].copy()
+    episodes["frames"][1, 17] = 255 - episodes["frames"][1, 17]
+    planted = 1 * 40 + 17 - 1  # flat index: episode * T + target - 1
+    game = maag.load("models/pong")
+    worst = worst_drawn(game.generator, episodes, 3, 80, game.sampler.steps, game.tokens)
+    assert len(worst) == 3 and worst[0] == planted
+    recipe = recipe_for(
+        tmp_path / "pong", close_call_share=0.5, close_call_model="models/pong",
+        close_call_count=2, hard_count=1, hard_candidates=80,
+    )  # fmt: skip
+    found = find_close_calls(episodes, recipe)
+    assert planted in found and len(found) == 3
+    assert planted not in find_close_calls(episodes, recipe.updated({"hard_count": 0}))
+    with pytest.raises(MaagError, match="hard_count adds to the close calls"):
+        train_generator(recipe_for(data, hard_count=4), tmp_path / "refused", progress=False)
+
+
 def test_alternatives_train_a_generator_told_its_events_and_nothing_else(tmp_path):
     from maag.train.logicnet import LogicNetRecipe, train_logicnet
 

@@ -80,6 +80,11 @@ class Recipe:
     close_call_model: str = ""
     close_call_count: int = 4096
     close_call_window: int = 1  # with it, the transitions after each close call too
+    # with close_call_share: the close calls also hold the generator's own mistakes, the
+    # hard_count transitions (of hard_candidates spread evenly over the data) that the
+    # generator of close_call_model draws furthest from the truth, teacher-forced
+    hard_count: int = 0
+    hard_candidates: int = 65_536
     # share of the rest whose target is an alternative outcome the data holds (the step had
     # its events come out otherwise, see maag.data): for generators, taught to draw the
     # events they are told; a LogicNet would learn rules the game does not have
@@ -196,6 +201,13 @@ def train(
         raise MaagError("no training data: pass --data DIR")
     if recipe.decay_lr and not 0 <= recipe.min_lr <= recipe.lr:
         raise MaagError(f"min_lr {recipe.min_lr} must lie between 0 and lr {recipe.lr}")
+    if recipe.hard_count and not recipe.close_call_share:
+        raise MaagError("hard_count adds to the close calls: it needs close_call_share")
+    if recipe.hard_count < 0 or recipe.hard_candidates < 1:
+        raise MaagError(
+            f"hard_count must be 0 or more and hard_candidates 1 or more, got "
+            f"{recipe.hard_count} and {recipe.hard_candidates}"
+        )
 
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
@@ -232,7 +244,7 @@ def train(
         maps,
         recipe.event_share,
         recipe.event_window,
-        find_close_calls(episodes, recipe) if recipe.close_call_share else None,
+        find_close_calls(episodes, recipe, maps) if recipe.close_call_share else None,
         recipe.close_call_share,
         recipe.alternative_share,
         recipe.close_call_window,
@@ -320,18 +332,28 @@ def train(
     return run
 
 
-def find_close_calls(episodes: dict, recipe: Recipe) -> np.ndarray:
-    """The close calls of `episodes` by the LogicNet of the recipe's close_call_model."""
+def find_close_calls(episodes: dict, recipe: Recipe, maps: Any = None) -> np.ndarray:
+    """The close calls of `episodes` by the LogicNet of the recipe's close_call_model and,
+    with hard_count, the transitions its generator draws worst (`maps`: the data's map
+    views, for a generator with the spatial module)."""
     from maag.generative import load
+    from maag.metrics import worst_drawn
     from maag.transitions import close_calls
 
-    logicnet = load(recipe.close_call_model).logicnet if recipe.close_call_model else None
-    if logicnet is None:
+    game = load(recipe.close_call_model) if recipe.close_call_model else None
+    if game is None or game.logicnet is None:
         raise MaagError(
             f"close_call_share needs close_call_model, a model folder with a LogicNet "
             f"(got {recipe.close_call_model!r})"
         )
-    return close_calls(episodes, logicnet, recipe.close_call_count)
+    found = close_calls(episodes, game.logicnet, recipe.close_call_count)
+    if not recipe.hard_count:
+        return found
+    hard = worst_drawn(
+        game.generator, episodes, recipe.hard_count, recipe.hard_candidates,
+        game.sampler.steps, game.tokens, maps if game.map_inputs else None,
+    )  # fmt: skip
+    return np.union1d(found, hard)
 
 
 def warm_start(model: torch.nn.Module, source: str, spec: GameSpec, network: str) -> None:
