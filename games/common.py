@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from functools import lru_cache
 
@@ -108,12 +109,14 @@ class Engine(Game):
     """A ground-truth engine: seeding, the values, and the protocol's checks.
 
     Subclasses set `spec` and implement `_start()` (new episode, values already initial)
-    and `_advance(action)` (one step with a checked action index).
+    and `_advance(action)` (one step with a checked action index), which reads the step's
+    random draws (spec.chance) from `self.chance`.
     """
 
     def __init__(self, seed: int = 0):
         self.seed = seed
         self.rng: np.random.Generator | None = None
+        self.chance: tuple[int, ...] = ()
 
     def reset(self, seed: int | None = None) -> Step:
         if seed is not None or self.rng is None:
@@ -124,7 +127,9 @@ class Engine(Game):
     def step(self, action: int) -> Step:
         if self.rng is None:
             raise MaagError("call reset() before step()")
-        return self._advance(self.spec.check_action(action))
+        action = self.spec.check_action(action)
+        self.chance = tuple(int(self.rng.integers(n)) for n in self.spec.chance)
+        return dataclasses.replace(self._advance(action), chance=self.chance)
 
     def alternative(self, action: int) -> Step | None:
         """The step `action` would lead to had its events come out otherwise, everything

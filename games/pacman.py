@@ -23,7 +23,9 @@ One step, in this order (the events come out in the same order):
    same step: score 0, lives 3, all pellets back. So the HUD never shows 0 lives.
 Ghost 0 (red) chases: at a junction it takes the way closest (straight line) to Pac-Man.
 Ghost 1 (pink) picks a random way. Neither reverses unless at a dead end. Frightened
-ghosts (cyan) move only on even steps and pick a random way.
+ghosts (cyan) move only on even steps and pick a random way. A random way is the step's
+chance draw for that ghost (SPEC.chance: one per ghost, 0..WAYS_DRAW-1, drawn every step
+whether used or not): of the n ways open to it, in DIRS order, way draw * n // WAYS_DRAW.
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ SPEC = GameSpec(
         moves=((0, 0), (0, -TILE), (0, TILE), (-TILE, 0), (TILE, 0)),
         anchor=(VIEW_PACMAN[0] * TILE, VIEW_PACMAN[1] * TILE),
     ),
+    chance=(12, 12),  # per ghost, the random way it takes (WAYS_DRAW: 1 to 4 ways evenly)
 )
+WAYS_DRAW = 12
 DIRS = ((0, -1), (-1, 0), (0, 1), (1, 0))  # (dcol, drow): up, left, down, right
 MOVES = {"noop": None, "up": 0, "left": 1, "down": 2, "right": 3}
 ACTION_MOVES = tuple(MOVES[a] for a in SPEC.actions)
@@ -382,7 +386,7 @@ class PacmanEngine(Engine):
             elif i == 0 and not frightened:  # chase: the way closest to Pac-Man, ties in DIRS order
                 d, nxt = min(choices, key=lambda w: (w[1][0] - pc) ** 2 + (w[1][1] - pr) ** 2)
             else:
-                d, nxt = choices[int(self.rng.random() * len(choices))]
+                d, nxt = choices[self.chance[i] * len(choices) // WAYS_DRAW]
             self.ghosts[i] = nxt
             self.ghost_dirs[i] = d
 

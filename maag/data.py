@@ -11,6 +11,9 @@ Arrays of a shard with E episodes of T steps:
   values  int32 (E, T+1, V)        in spec.values order
   events  uint8 (E, T+1, K)        how often each spec event fired on that step
   camera  int32 (E, T+1, 2)        world pixel (x, y) of the view
+  chance  uint8 (E, T+1, C)        the rules' random draws (spec.chance) that led to frame
+                                   t (0 at t = 0); shards of games without draws written
+                                   before draws existed lack it and read as (E, T+1, 0)
 
 and the alternative outcomes the engine offers (`Engine.alternative`; none for most games),
 N of them in all:
@@ -42,7 +45,7 @@ from maag.io import atomic_path, ensure_writable_dir, sha256_bytes, write_atomic
 from maag.spec import GameSpec, Step
 
 FORMAT = "maag-trajectories/1"
-ARRAYS = ("frames", "actions", "values", "events", "camera")
+ARRAYS = ("frames", "actions", "values", "events", "camera", "chance")
 ALTERNATIVES = ("alt_frames", "alt_values", "alt_events", "alt_camera")
 SHARD_TARGET_BYTES = 64 << 20
 
@@ -69,10 +72,12 @@ def generate_episode(game: str, agent: str, steps: int, seed: int, index: int) -
     values = np.empty((steps + 1, len(spec.values)), dtype=np.int32)
     events = np.zeros((steps + 1, len(spec.events)), dtype=np.uint8)
     camera = np.empty((steps + 1, 2), dtype=np.int32)
+    chance = np.zeros((steps + 1, len(spec.chance)), dtype=np.uint8)
     alternatives: dict[str, list] = {key: [] for key in ("alt_step", *ALTERNATIVES)}
     step = engine.reset(engine_seed)
     for t in range(steps + 1):
         frames[t], values[t], events[t], camera[t] = _arrays(spec, step)
+        chance[t] = step.chance or 0
         if t < steps:
             actions[t] = player.act(step)
             other = engine.alternative(int(actions[t]))
@@ -88,6 +93,7 @@ def generate_episode(game: str, agent: str, steps: int, seed: int, index: int) -
         "values": values,
         "events": events,
         "camera": camera,
+        "chance": chance,
         "alt_step": np.array(alternatives.pop("alt_step"), dtype=np.int64),
         **{key: np.stack(rows) if rows else none[key] for key, rows in alternatives.items()},
     }
@@ -299,7 +305,10 @@ class Dataset:
             "values": (count, t + 1, len(s.values)),
             "events": (count, t + 1, len(s.events)),
             "camera": (count, t + 1, 2),
+            "chance": (count, t + 1, len(s.chance)),
         }
+        if "chance" not in arrays and not s.chance:  # written before draws existed
+            arrays["chance"] = np.zeros(expected["chance"], dtype=np.uint8)
         if "alt_step" in arrays:
             expected |= alternative_shapes(s, len(arrays["alt_step"]))
         for key, shape in expected.items():

@@ -234,13 +234,17 @@ class GenerativeGame(Game):
         clock = time.perf_counter()
         context = to_unit(torch.from_numpy(np.stack(self.context)))[None]
         actions = torch.tensor([action])
+        # the rules' random draws this step, told to both networks as the action is
+        draws = [int(torch.randint(n, (1,), generator=self.noise)) for n in self.spec.chance]
+        chance = torch.tensor([draws]) if draws else None
         clock = self._lap("inputs", clock)
         events: tuple[str, ...] = ()
         counts: list[int] = []
         previous_camera = self.record.camera if self.record is not None else None
         if self.record is not None:
             recent = context[:, -self.logicnet.config.context_frames :]
-            counts = self.logicnet.predict(stack_context(recent), actions)[0].tolist()
+            counts = self.logicnet.predict(stack_context(recent), actions, chance=chance)
+            counts = counts[0].tolist()
             names = self.spec.event_names
             events = tuple(n for n, c in zip(names, counts, strict=True) for _ in range(c))
             clock = self._lap("logicnet", clock)
@@ -278,7 +282,7 @@ class GenerativeGame(Game):
         torch.set_num_threads(threads)
         frame = self.sampler.sample(
             self.generator, base=base, context=stack_context(context), action=actions,
-            generator=self.noise, extra=extra, cond_ids=cond_ids, steps=steps,
+            generator=self.noise, extra=extra, cond_ids=cond_ids, steps=steps, chance=chance,
         )  # fmt: skip
         torch.set_num_threads(1)
         pixels = np.ascontiguousarray(to_uint8(frame[0]).numpy())  # (H, W, 3) in C order
@@ -291,7 +295,7 @@ class GenerativeGame(Game):
         if self.map is not None:
             self._write_map(pixels)
             self._lap("spatial", clock)
-        return self._step(pixels, events)
+        return self._step(pixels, events, tuple(draws))
 
     def save_session(self, path: str | Path) -> None:
         """Write everything the next steps depend on to `path` (atomically): the record,
@@ -357,12 +361,15 @@ class GenerativeGame(Game):
         keep = self.sprite_mask(frame)[hud:] if self.sprite_mask else None
         self.map.write(frame[hud:], self.record.camera, self.t, keep)
 
-    def _step(self, frame: np.ndarray, events: tuple[str, ...]) -> Step:
+    def _step(
+        self, frame: np.ndarray, events: tuple[str, ...], chance: tuple[int, ...] = ()
+    ) -> Step:
         values = dict(self.record.values) if self.numerical else {}
         record = self.record
         camera = record.camera if record is not None else None
         player, bounds = (record.player, record.bounds) if record is not None else (None, None)
-        return Step(frame, values, events if self.numerical else (), camera, player, bounds)
+        events = events if self.numerical else ()
+        return Step(frame, values, events, camera, player, bounds, chance)
 
     def _lap(self, part: str, since: float) -> float:
         """Add the milliseconds since `since` to `part`'s timing; returns now."""

@@ -53,7 +53,7 @@ def draw_next(
         cond_ids = torch.full((n, config.num_cond_tokens), DigitTokenizer.NULL)
     frames = sampler.sample(
         generator, base, stack_context(context), batch["action"], noise,
-        extra=extra, cond_ids=cond_ids,
+        extra=extra, cond_ids=cond_ids, chance=batch["chance"],
     )  # fmt: skip
     return to_uint8(frames)
 

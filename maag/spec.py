@@ -96,12 +96,21 @@ class GameSpec:
     moves: tuple[tuple[int, int], ...] = ()
     # or a camera that follows the player within the world's bounds (not both)
     follow: Follow | None = None
+    # the rules' random draws each step, each uniform over 0..n-1 (Pac-Man's wandering
+    # ghosts): the engine reports the ones it drew (Step.chance); a generative game draws
+    # its own and tells them to its networks with the action, so a step's outcome is one
+    # thing to draw, not a blur of every way it could have gone
+    chance: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         where, view = f"game spec {self.name!r}", self.view_size
         if self.moves and len(self.moves) != len(self.actions):
             raise MaagError(
                 f"{where}: moves has {len(self.moves)} entries for {len(self.actions)} actions"
+            )
+        if any(n < 1 for n in self.chance):
+            raise MaagError(
+                f"{where}: every chance draw needs at least one outcome, got {self.chance}"
             )
         restarts = [e.name for e in self.events if e.to_start]
         if self.follow is None:
@@ -212,6 +221,7 @@ class GameSpec:
                 scroll=tuple(d.get("scroll", (0, 0))),
                 moves=tuple(tuple(m) for m in d.get("moves", ())),
                 follow=None if d.get("follow") is None else _follow_from_dict(d["follow"]),
+                chance=tuple(int(n) for n in d.get("chance", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MaagError(f"malformed game spec: {exc}") from None
@@ -236,6 +246,7 @@ class Step:
     # the world's bounds (left, top, right, bottom) in pixels; None elsewhere
     player: tuple[int, int] | None = None
     bounds: tuple[int, int, int, int] | None = None
+    chance: tuple[int, ...] = ()  # the random draws (GameSpec.chance) that led to this step
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,7 @@ class TransitionSampler:
         self.values = episodes["values"]  # (E, T+1, V)
         self.cameras = episodes["camera"]  # (E, T+1, 2)
         self.events = episodes["events"]  # (E, T+1, K)
+        self.chance = episodes["chance"]  # (E, T+1, C)
         self.context_frames = context_frames
         self.rng = np.random.default_rng(seed)
         self.event_share = event_share
@@ -193,6 +194,7 @@ class TransitionSampler:
             "target_step": torch.from_numpy(target),  # (B,) the target's step in its episode
             "values": torch.from_numpy(self.values[episode, target]).long(),  # (B, V) shown
             "events": torch.from_numpy(self.events[episode, target]).long(),  # (B, E) counts
+            "chance": torch.from_numpy(self.chance[episode, target]).long(),  # (B, C) draws
             "camera_move": self.cameras[episode, target] - self.cameras[episode, target - 1],
             "alternative": torch.zeros(len(episode), dtype=torch.bool),  # see sample()
             **(self.maps.views(episode, target) if self.maps else {}),
@@ -268,7 +270,9 @@ def close_calls(episodes: dict[str, np.ndarray], logicnet, count: int) -> np.nda
     for start in range(0, total, 512):
         batch = sampler.gather(episode[start : start + 512], target[start : start + 512])
         with torch.inference_mode():
-            logits = logicnet(stack_context(to_unit(batch["context"])), batch["action"])
+            logits = logicnet(
+                stack_context(to_unit(batch["context"])), batch["action"], chance=batch["chance"]
+            )
         fires = 1 - logits.float().softmax(dim=-1)[..., 0]  # (B, events): P(count > 0)
         quiet = batch["events"].sum(dim=1) == 0
         scores[start : start + 512] = torch.where(quiet, fires.amax(dim=1), -1.0).numpy()

@@ -26,6 +26,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
+from .chance import ChanceEmbedding
+
 PRESETS: dict[str, dict[str, int]] = {
     "XXS": {"hidden_size": 64, "depth": 2, "num_heads": 2},  # smoke tests and CI
     "XS": {"hidden_size": 128, "depth": 4, "num_heads": 4},
@@ -130,6 +132,7 @@ class FrameDiT(ModelMixin, ConfigMixin):
         num_heads: int = 4,
         mlp_ratio: float = 4.0,
         pixel_head_channels: int = 0,
+        chance: tuple[int, ...] = (),
     ):
         super().__init__()
         self.in_channels = 3 + 3 + 3 * context_frames + extra_channels  # noisy, base, context
@@ -141,6 +144,8 @@ class FrameDiT(ModelMixin, ConfigMixin):
         self.time_embed = ScalarEmbedder(hidden_size)
         self.corruption_embed = ScalarEmbedder(hidden_size)
         self.action_embed = nn.Embedding(num_actions, hidden_size)
+        if chance:  # the rules' random draws, told like the action
+            self.chance_embed = ChanceEmbedding(tuple(chance), hidden_size)
         if num_cond_tokens:
             self.cond_embed = nn.Embedding(cond_vocab_size, hidden_size)
             self.cond_pos = nn.Parameter(torch.zeros(1, num_cond_tokens, hidden_size))
@@ -202,16 +207,19 @@ class FrameDiT(ModelMixin, ConfigMixin):
         corruption: torch.Tensor,
         extra: torch.Tensor | None = None,
         cond_ids: torch.Tensor | None = None,
+        chance: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the clean residual (B, 3, H, W).
 
         noisy (B, 3, H, W), base (B, 3, H, W), context (B, 3K, H, W), extra (B, C, H, W),
         all in [-1, 1]; sigma and corruption (B,) in [0, 1]; action (B,) long;
-        cond_ids (B, num_cond_tokens) long.
+        cond_ids (B, num_cond_tokens) long; chance (B, len(config.chance)) long.
         """
         inputs = [noisy, base, context] + ([extra] if extra is not None else [])
         x = self.patch_embed(torch.cat(inputs, dim=1)).flatten(2).transpose(1, 2) + self.pos_embed
         c = self.time_embed(sigma) + self.corruption_embed(corruption) + self.action_embed(action)
+        if self.config.chance:
+            c = c + self.chance_embed(chance)
         num_patches = x.shape[1]
         if cond_ids is not None:
             x = torch.cat([x, self.cond_embed(cond_ids) + self.cond_pos], dim=1)

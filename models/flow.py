@@ -48,6 +48,7 @@ def training_loss(
     cond_ids: torch.Tensor | None = None,
     one_step_share: float = 0.5,
     weight: torch.Tensor | None = None,
+    chance: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """MSE between the predicted and the true clean residual, at random flow times;
     `weight` (B, 1, H, W), where given, weighs each pixel (normalised to mean 1)."""
@@ -56,7 +57,7 @@ def training_loss(
     noise = torch.randn(residual.shape, generator=generator).to(target.device)
     s = sigma[:, None, None, None]
     noisy = (1 - s) * residual + s * noise
-    predicted = model(noisy, sigma, base, context, action, corruption, extra, cond_ids)
+    predicted = model(noisy, sigma, base, context, action, corruption, extra, cond_ids, chance)
     if weight is None:
         return F.mse_loss(predicted.float(), residual)
     weight = weight.to(target.device)
@@ -81,6 +82,7 @@ class FlowSampler:
         extra: torch.Tensor | None = None,
         cond_ids: torch.Tensor | None = None,
         steps: int | None = None,
+        chance: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The next frames (B, 3, H, W) in [-1, 1], in `steps` (default `self.steps`) steps."""
         batch, steps = base.shape[0], steps or self.steps
@@ -91,7 +93,7 @@ class FlowSampler:
             sigma = self.scheduler.sigmas[i]
             predicted = model(
                 x, sigma.expand(batch).to(base.device), base, context, action, corruption,
-                extra, cond_ids,
+                extra, cond_ids, chance,
             ).float()  # fmt: skip
             velocity = (x - predicted) / sigma
             x = self.scheduler.step(velocity, t, x).prev_sample

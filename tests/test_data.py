@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from maag.data import ARRAYS, Dataset, generate_episode, write_dataset
+import maag
+from maag.data import ARRAYS, Dataset, episode_seeds, generate_episode, write_dataset
 from maag.errors import MaagError
+from maag.games import make_agent
+from maag.transitions import load_episodes
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +117,6 @@ def test_unwritable_output_and_bad_counts_leave_nothing(tmp_path):
 def test_shards_hold_the_engines_alternatives_and_older_shards_none(tmp_path):
     """Pong's alternatives (`Engine.alternative`) are stored per shard and indexed by the
     whole dataset's episodes once loaded; a shard written before them reads as none."""
-    from maag.transitions import load_episodes
-
     write_dataset("pong", "tracker", 3, 200, tmp_path, seed=2, episodes_per_shard=2, progress=False)
     episodes = load_episodes(tmp_path)
     episode, frame = episodes["alt_step"].T
@@ -129,10 +130,25 @@ def test_shards_hold_the_engines_alternatives_and_older_shards_none(tmp_path):
     write_dataset("traveler", "wanderer", 2, 10, old, seed=1, progress=False)
     manifest = json.loads((old / "manifest.json").read_text())
     record = manifest["shards"][0]
-    arrays = {k: v for k, v in Dataset(old).load_shard(0).items() if not k.startswith("alt_")}
+    arrays = Dataset(old).load_shard(0)
+    arrays = {k: v for k, v in arrays.items() if not k.startswith("alt_") and k != "chance"}
     save_file(arrays, str(old / record["file"]))
     data = (old / record["file"]).read_bytes()
     record |= {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     (old / "manifest.json").write_text(json.dumps(manifest))
     loaded = load_episodes(old)
     assert loaded["alt_step"].shape == (0, 2) and loaded["alt_frames"].shape == (0, 64, 64, 3)
+    assert loaded["chance"].shape == (2, 11, 0)  # and none of the rules' random draws
+
+
+def test_shards_hold_each_steps_chance_draws(tmp_path):
+    write_dataset("pacman", "seeker", 2, 60, tmp_path, seed=4, progress=False)
+    chance = load_episodes(tmp_path)["chance"]
+    assert chance.shape == (2, 61, 2) and not chance[:, 0].any()
+    engine_seed, agent_seed = episode_seeds(4, 1)
+    engine = maag.make("pacman", seed=engine_seed)
+    agent = make_agent("pacman", "seeker", agent_seed)
+    step = engine.reset(engine_seed)
+    for t in range(1, 61):
+        step = engine.step(agent.act(step))
+        assert step.chance == tuple(chance[1, t].tolist())

@@ -4,11 +4,11 @@ clamped at the maze's border and back at the start after a death, exactly as the
 import dataclasses
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from standins import EngineEvents, Replay
 
 import maag
 from maag.data import episode_seeds, generate_episode
@@ -90,41 +90,11 @@ def test_the_start_flags_and_the_bounds_matter():
 # -- the generative game ---------------------------------------------------------------
 
 
-class Replay(torch.nn.Module):
-    """A stand-in generator drawing a recorded episode's frames; keeps its inputs."""
-
-    def __init__(self, frames):
-        super().__init__()
-        tokens = DigitTokenizer(SPEC)
-        self.config = SimpleNamespace(
-            context_frames=4, extra_channels=4, num_cond_tokens=tokens.num_tokens
-        )
-        self.frames, self.t, self.seen = frames, 0, []
-
-    def forward(self, noisy, sigma, base, context, action, corruption, extra=None, cond_ids=None):
-        self.t += 1
-        self.seen.append((base.clone(), None if extra is None else extra.clone()))
-        return to_unit(torch.from_numpy(self.frames[self.t]))[None] - base
-
-
-class EngineEvents(torch.nn.Module):
-    """A stand-in LogicNet reporting the recorded episode's events (in spec order)."""
-
-    def __init__(self, events):
-        super().__init__()
-        self.config = SimpleNamespace(event_names=SPEC.event_names, context_frames=1)
-        self.events, self.t = events, 0
-
-    def predict(self, context, action):
-        self.t += 1
-        return torch.from_numpy(self.events[self.t][None].astype(np.int64))
-
-
 @pytest.fixture(scope="module")
 def episode():
     """A seeker's episode with deaths (camera jumps back) and clamped cameras, and the
     engine's player position at every step, replayed from the episode's seed."""
-    steps, seed = 400, 9
+    steps, seed = 400, 8
     episode = generate_episode("pacman", "seeker", steps, seed=seed, index=0)
     engine_seed, _ = episode_seeds(seed, 0)
     engine = PACMAN.engine(engine_seed)
@@ -139,9 +109,9 @@ def episode():
 
 
 def play(episode, **switches):
-    generator = Replay(episode["frames"])
+    generator = Replay(episode["frames"], SPEC)
     game = GenerativeGame(
-        generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(episode["events"]),
+        generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(episode["events"], SPEC),
         start_cameras=episode["camera"][:1], sprite_mask=PACMAN.sprite_mask,
         start_players=episode["player"][:1], start_bounds=episode["bounds"], **switches,
     )  # fmt: skip
@@ -167,11 +137,18 @@ def test_play_follows_the_engine_and_builds_the_map_views_training_sees(episode)
             last, batch["canvas"], batch["known"], hud, moves, batch["sprites"]
         )
         base = blank_hud(base, torch.ones(1, dtype=torch.bool), hud)  # digits from tokens
-        played_base, played_extra = generator.seen[t - 1]
+        played_base, played_extra, _ = generator.seen[t - 1]
         assert torch.equal(played_extra, extra), t
         assert torch.equal(played_base, base), t
-    known = [extra[0, 3] > 0 for _, extra in generator.seen]
+    known = [extra[0, 3] > 0 for _, extra, _ in generator.seen]
     assert max(k.float().mean() for k in known) > 0.8  # coming back shows what was seen
+    # each step's chance draws (one per ghost) are told to both networks and reported
+    draws = [s.chance for s in steps[1:]]
+    assert generator.told == game.logicnet.told == draws
+    assert {len(d) for d in draws} == {2} and len(set(draws)) > 50
+    assert max(max(d) for d in draws) < 12
+    _, _, again = play(episode)
+    assert [s.chance for s in again[1:]] == draws  # drawn from the game's seeded noise
 
 
 def test_the_camera_runs_with_the_numerical_module_alone(episode):
@@ -181,8 +158,8 @@ def test_the_camera_runs_with_the_numerical_module_alone(episode):
 
 
 def test_without_start_positions_there_is_no_spatial_module(episode):
-    generator = Replay(episode["frames"])
-    logicnet = EngineEvents(episode["events"])
+    generator = Replay(episode["frames"], SPEC)
+    logicnet = EngineEvents(episode["events"], SPEC)
     game = GenerativeGame(generator, SPEC, episode["frames"][:1], logicnet=logicnet)
     assert game.available == ("numerical",)
     assert game.reset(0).camera is None
@@ -320,7 +297,7 @@ def test_a_custom_maze_starts_the_generative_game_in_its_own_world(episode):
     frames = np.stack([s.frame for s in steps])
     events = np.array([[s.events.count(n) for n in SPEC.event_names] for s in steps])
     game = GenerativeGame(
-        Replay(frames), SPEC, episode["frames"][:1], logicnet=EngineEvents(events),
+        Replay(frames, SPEC), SPEC, episode["frames"][:1], logicnet=EngineEvents(events, SPEC),
         start_cameras=episode["camera"][:1], sprite_mask=PACMAN.sprite_mask,
         start_players=episode["player"][:1], start_bounds=episode["bounds"],
     )  # fmt: skip

@@ -67,6 +67,40 @@ def test_shapes_with_and_without_the_module_slots():
     assert full(frames, *args, extra=extra, cond_ids=ids).shape == (batch, 3, 64, 64)
 
 
+@pytest.mark.parametrize("network", ["generator", "logicnet"])
+def test_chance_draws_start_without_effect_then_steer_the_network(network):
+    """A network told the rules' random draws (GameSpec.chance) computes at first what the
+    same weights did without them (a warm start from one trained before), and once its
+    draw table has learned something, other draws give another output."""
+    from maag.models.logicnet import LogicNet
+
+    batch = 2
+    frames = torch.rand(batch, 3, 64, 64) * 2 - 1
+    context = torch.rand(batch, 12, 64, 64) * 2 - 1
+    action = torch.tensor([0, 2])
+    configs = ({}, {"chance": (12, 3)})
+    if network == "generator":
+        plain, told = (tiny_model(**c) for c in configs)
+        args = (frames, torch.ones(batch), frames, context, action, torch.zeros(batch))
+    else:
+        plain, told = (
+            LogicNet(context_frames=4, event_names=("a", "b"), width=8, **c) for c in configs
+        )
+        args = (context, action)
+    with torch.no_grad():  # a trained network: no output layer at zero
+        for weight in plain.parameters():
+            weight.normal_(std=0.05)
+    missing, unexpected = told.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["chance_embed.embed.weight"] and not unexpected
+    draws, others = torch.tensor([[0, 1], [5, 2]]), torch.tensor([[11, 0], [5, 1]])
+    assert torch.equal(plain(*args), told(*args, chance=draws))
+    with torch.no_grad():
+        told.chance_embed.embed.weight.normal_()
+    out, other = told(*args, chance=draws), told(*args, chance=others)
+    assert not torch.allclose(out[0], other[0]) and not torch.allclose(out[1], other[1])
+    assert torch.equal(out, told(*args, chance=draws.clone()))
+
+
 @pytest.mark.parametrize("pixel_head", [0, 8])
 def test_untrained_generator_copies_its_base(pixel_head):
     """adaLN-Zero and zeroed output layers: before training, next frame == base."""

@@ -1,10 +1,9 @@
 """The modules in the play loop: the map views play builds equal the training views."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
+from standins import EngineEvents, Replay
 
 import maag
 from maag.data import generate_episode
@@ -18,46 +17,15 @@ from maag.transitions import MapViews
 SPEC = get_game("traveler").spec
 
 
-class Replay(torch.nn.Module):
-    """A stand-in generator that draws a recorded episode's frames, and keeps its inputs."""
-
-    def __init__(self, frames, extra_channels=4, tokens=None):
-        super().__init__()
-        tokens = tokens or DigitTokenizer(SPEC)
-        self.config = SimpleNamespace(
-            context_frames=4, extra_channels=extra_channels,
-            num_cond_tokens=tokens.num_tokens,
-        )  # fmt: skip
-        self.frames, self.t, self.seen = frames, 0, []
-
-    def forward(self, noisy, sigma, base, context, action, corruption, extra=None, cond_ids=None):
-        self.t += 1
-        self.seen.append((base.clone(), None if extra is None else extra.clone(), cond_ids))
-        return to_unit(torch.from_numpy(self.frames[self.t]))[None] - base
-
-
-class EngineEvents(torch.nn.Module):
-    """A stand-in LogicNet reporting the recorded episode's events."""
-
-    def __init__(self, events):
-        super().__init__()
-        self.config = SimpleNamespace(event_names=SPEC.event_names, context_frames=1)
-        self.events, self.t = events, 0
-
-    def predict(self, context, action):
-        self.t += 1
-        return torch.from_numpy(self.events[self.t][None].astype(np.int64))
-
-
 @pytest.fixture(scope="module")
 def episode():
     return generate_episode("traveler", "wanderer", 300, seed=8, index=0)
 
 
 def play(episode, numerical=None, spatial=None, before_step=lambda game, t: None, tokens=None):
-    generator = Replay(episode["frames"], tokens=tokens)
+    generator = Replay(episode["frames"], SPEC, tokens=tokens)
     game = GenerativeGame(
-        generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(episode["events"]),
+        generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(episode["events"], SPEC),
         start_cameras=episode["camera"][:1], numerical=numerical, spatial=spatial,
         sprite_mask=get_game("traveler").sprite_mask,
     )  # fmt: skip
@@ -127,7 +95,7 @@ def test_switching_modules_mid_episode_keeps_the_record_and_map_exact(episode):
 
 
 def test_a_model_without_the_module_refuses_to_switch_it_on(episode):
-    generator = Replay(episode["frames"], extra_channels=0)
+    generator = Replay(episode["frames"], SPEC, extra_channels=0)
     with pytest.raises(maag.MaagError, match="no spatial module"):
         GenerativeGame(generator, SPEC, episode["frames"][:1], spatial=True)
 

@@ -120,7 +120,7 @@ class PerfectEvents(torch.nn.Module):
         self.config = SimpleNamespace(event_names=spec.event_names, context_frames=1)
         self.next_action = 0
 
-    def predict(self, context, action):
+    def predict(self, context, action, chance=None):
         events = self.engine.step(int(action[0])).events
         return torch.tensor([[events.count(name) for name in self.spec.event_names]])
 
@@ -176,6 +176,7 @@ def test_event_share_brings_rare_events_into_batches():
         "values": np.zeros((episodes, steps + 1, 1), np.int32),
         "camera": np.zeros((episodes, steps + 1, 2), np.int32),
         "events": events,
+        "chance": np.zeros((episodes, steps + 1, 0), np.uint8),
     }
     plain = TransitionSampler(data, 1, seed=0).sample(4000)["events"].sum(0)
     assert plain[0] < 40 and plain[2] == 0
@@ -202,6 +203,7 @@ def test_close_calls_fill_their_share_of_the_batches_after_the_events():
         "values": np.zeros((2, steps + 1, 1), np.int32),
         "camera": np.zeros((2, steps + 1, 2), np.int32),
         "events": np.zeros((2, steps + 1, 1), np.uint8),
+        "chance": np.zeros((2, steps + 1, 0), np.uint8),
     }
     data["events"][1, 10, 0] = 1
     close = np.array([3, 77])  # flat: episode * steps + target - 1 -> frames (0, 4), (1, 28)
@@ -235,6 +237,7 @@ def test_alternatives_fill_their_share_with_their_own_target_and_tokens():
         "values": np.zeros((2, steps + 1, 1), np.int32),
         "camera": np.zeros((2, steps + 1, 2), np.int32),
         "events": np.zeros((2, steps + 1, 1), np.uint8),
+        "chance": np.zeros((2, steps + 1, 0), np.uint8),
     }
     with pytest.raises(MaagError, match="alternative_share needs data with alternative"):
         TransitionSampler(data, 1, alternative_share=0.5)
@@ -266,7 +269,7 @@ class LookupGenerator(torch.nn.Module):
             context_frames=4, hud_height=8, extra_channels=0, num_cond_tokens=tokens.num_tokens
         )
 
-    def forward(self, x, sigma, base, context, action, corruption, extra, cond_ids):
+    def forward(self, x, sigma, base, context, action, corruption, extra, cond_ids, chance=None):
         frames = [
             self.table[last.numpy().tobytes(), tuple(ids.tolist())]
             for last, ids in zip(context[:, -3:], cond_ids, strict=True)

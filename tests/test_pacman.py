@@ -360,3 +360,45 @@ def test_actions_are_checked():
     for bad in (5, -1, 1.0, True):
         with pytest.raises(MaagError):
             game.step(bad)
+
+
+class Draws:
+    """An engine rng that hands out `draws` in order (one integer per ghost per step)."""
+
+    def __init__(self, draws):
+        self.draws = list(draws)
+
+    def integers(self, n: int) -> int:
+        draw = self.draws.pop(0)
+        assert 0 <= draw < n
+        return draw
+
+
+def test_the_wandering_ghost_takes_the_way_its_chance_draw_names():
+    # ghost 1 (the second 'G') at a crossing, no way behind it yet: up, left, down, right
+    maze = "#########\n####.####\n#G..G...#\n####.####\n####P####\n#########\n"
+    taken = []
+    for k in range(pacman.WAYS_DRAW):
+        game = PacmanEngine(maze=maze)
+        assert game.reset().chance == ()
+        game.rng = Draws([k, k])
+        assert game.step(NOOP).chance == (k, k)
+        taken.append(game.ghosts[1])
+    # the draws split evenly over the four ways, in DIRS order
+    assert taken == [(4, 1)] * 3 + [(3, 2)] * 3 + [(4, 3)] * 3 + [(5, 2)] * 3
+
+
+def test_a_step_holds_no_randomness_but_its_chance_draws():
+    game = PacmanEngine(seed=3)
+    game.reset()
+    actions = [int(a) for a in np.random.default_rng(1).integers(5, size=300)]
+    steps = play(game, actions)
+    assert all(len(s.chance) == 2 and max(s.chance) < pacman.WAYS_DRAW for s in steps)
+    assert len({s.chance for s in steps}) > 50
+    # another engine seed told the same draws plays the same episode
+    replay = PacmanEngine(seed=99)
+    replay.reset()
+    for action, step in zip(actions, steps, strict=True):
+        replay.rng = Draws(step.chance)
+        again = replay.step(action)
+        assert np.array_equal(again.frame, step.frame) and again.events == step.events

@@ -89,6 +89,7 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec):
         hud_height=spec.hud_height,
         shift_offsets=tuple(offsets) if recipe.motion_skip else (),
         pixel_head_channels=recipe.pixel_head,
+        chance=spec.chance,
         **PRESETS[recipe.preset],
     )
 
@@ -314,6 +315,7 @@ class GeneratorTask:
             cond_ids=cond_ids,
             extra=extra,
             weight=weight,
+            chance=batch["chance"].to(device),
         )
 
     def evaluate(self, ema, episodes, recipe: GeneratorRecipe) -> dict[str, float]:

@@ -53,13 +53,16 @@ class LogicNetTask:
             event_names=spec.event_names,
             max_count=recipe.max_count,
             width=recipe.width,
+            chance=spec.chance,
         )
 
     def loss(self, model, batch, recipe: LogicNetRecipe, noise, device):
         from maag.models.flow import stack_context, to_unit
 
         logits = model(
-            stack_context(to_unit(batch["context"])).to(device), batch["action"].to(device)
+            stack_context(to_unit(batch["context"])).to(device),
+            batch["action"].to(device),
+            chance=batch["chance"].to(device),
         )
         counts = batch["events"].clamp(max=recipe.max_count).to(device)
         return F.cross_entropy(logits.flatten(0, 1).float(), counts.flatten())
@@ -88,7 +91,7 @@ def held_out_scores(logicnet, episodes: dict, count: int = 4096) -> dict[str, di
     for start in range(0, count, 256):
         batch = transitions.gather(episode[start : start + 256], target[start : start + 256])
         context = stack_context(to_unit(batch["context"]))
-        predicted.append(logicnet.predict(context, batch["action"]).numpy())
+        predicted.append(logicnet.predict(context, batch["action"], chance=batch["chance"]).numpy())
         true.append(batch["events"].numpy())
     return event_scores(
         np.concatenate(predicted), np.concatenate(true), logicnet.config.event_names

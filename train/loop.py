@@ -14,7 +14,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -360,7 +360,8 @@ def warm_start(model: torch.nn.Module, source: str, spec: GameSpec, network: str
     """Copy every matching weight into `model` from `source`: a run (its latest EMA
     checkpoint) or a shipped model folder (its `network` subfolder's weights)."""
     weights, trained_on = _warm_start_weights(Path(source), network)
-    if trained_on != spec:
+    # one trained before the rules' random draws were told starts one that is told them
+    if replace(trained_on, chance=spec.chance) != spec:
         raise MaagError(f"init_from: {source} was trained on another game's data")
     own = model.state_dict()
     for key, value in list(weights.items()):
