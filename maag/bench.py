@@ -44,13 +44,26 @@ class Contender:
 
 
 def contenders(
-    definition: GameDefinition, model_dirs: list[str], configs: Sequence[str] = ()
-) -> list[Contender]:
+    definition: GameDefinition, model_dirs: list[str], configs: Sequence[str] = (),
+    world: str | None = None,
+) -> list[Contender]:  # fmt: skip
     """The engine control row, then one row per model folder and module setting (only
-    the `configs` named, e.g. baseline, +numerical, full, where given)."""
+    the `configs` named, e.g. baseline, +numerical, full, where given). With `world` (a
+    map file of the game's custom maps), the engine plays in it and every model whose
+    spatial module is on starts its map from it."""
     from maag.generative import load, read_model_config
 
-    rows = [Contender("engine", "ground-truth engine (control)", definition.engine)]
+    if world is None:
+        rows = [Contender("engine", "ground-truth engine (control)", definition.engine)]
+    else:
+        if definition.custom_map is None or definition.engine_in_map is None:
+            raise MaagError(f"{definition.spec.name} has no custom maps; drop --map")
+        custom = definition.custom_map(world)  # a damaged file fails here, in one line
+
+        def engine(seed: int) -> Game:
+            return definition.engine_in_map(seed, world)
+
+        rows = [Contender("engine", f"ground-truth engine (control) in {world}", engine)]
     for folder in model_dirs:
         available = load(folder, game=definition.spec.name).modules  # fails early if bad
         provenance = read_model_config(folder).get("provenance", {})
@@ -65,8 +78,14 @@ def contenders(
                 continue
             described = ", ".join(f"{m} {'on' if on else 'off'}" for m, on in switches.items())
 
+            if world is not None and switches["spatial"]:
+                described += f", its map pre-filled with {world}"
+
             def make(seed: int, folder: str = folder, switches: dict = switches) -> Game:
-                return load(folder, game=definition.spec.name, seed=seed, **switches)
+                game = load(folder, game=definition.spec.name, seed=seed, **switches)
+                if world is not None and game.spatial:
+                    game.use_custom_map(custom)
+                return game
 
             rows.append(Contender(label, f"{folder} (generator step {step}), {described}", make))
     return rows
@@ -112,15 +131,16 @@ class Trace:
 
 def play_episode(
     definition: GameDefinition, game: Game, agent_name: str, steps: int, seed: int, index: int,
-    keep_frames: bool = False,
+    keep_frames: bool = False, world: str | None = None,
 ) -> Trace:  # fmt: skip
-    """Play one evaluation episode and judge every frame."""
+    """Play one evaluation episode and judge every frame (by the rules of the map file
+    `world`, where the game plays in one)."""
     from maag.games import make_agent
 
     spec, read = definition.spec, definition.read_frame
     engine_seed, agent_seed = episode_seeds(seed, index)
     agent = make_agent(spec.name, agent_name, agent_seed)
-    referee = definition.referee()
+    referee = definition.referee() if world is None else definition.referee(world)
     trace = Trace()
     step = game.reset(engine_seed)
     reading = read(step.frame)
@@ -242,10 +262,11 @@ def summarise(traces: list[Trace], steps: int) -> dict[str, Any]:
 def run_bench(
     game_name: str, model_dirs: list[str], episodes: int, steps: int, seed: int,
     agent: str | None = None, out: str | Path | None = None, command: str = "",
-    progress: bool = True, configs: Sequence[str] = (),
+    progress: bool = True, configs: Sequence[str] = (), world: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Benchmark the engine and each model folder (every module setting, or the `configs`
-    named); write results to `out` when given."""
+    named), in the map file `world` where given (see `contenders`); write results to `out`
+    when given."""
     from maag.games import get_game
 
     definition = get_game(game_name)
@@ -254,7 +275,7 @@ def run_bench(
     if episodes < 1 or steps < 1:
         raise MaagError("a benchmark needs at least one episode of at least one step")
     agent = agent or next(iter(definition.agents))
-    rows = contenders(definition, model_dirs, configs)
+    rows = contenders(definition, model_dirs, configs, world)
     if out is not None:
         out = ensure_writable_dir(out)
     held_out = _held_out(game_name, agent, steps, seed, min(episodes, 4))
@@ -265,6 +286,7 @@ def run_bench(
         "episodes": episodes,
         "steps": steps,
         "seed": seed,
+        "map": world,
         "rows": [],
     }
     curves, films = {}, []
@@ -274,7 +296,9 @@ def run_bench(
             for index in range(episodes):
                 bar.set_description(row.label)
                 game = row.make(episode_seeds(seed, index)[0])
-                traces.append(play_episode(definition, game, agent, steps, seed, index, index == 0))
+                traces.append(
+                    play_episode(definition, game, agent, steps, seed, index, index == 0, world)
+                )
                 bar.update(1)
             summary = {"label": row.label, "source": row.source, **summarise(traces, steps)}
             if isinstance(game, GenerativeGame):

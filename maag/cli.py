@@ -268,7 +268,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     results = run_bench(
         args.game, args.models, args.episodes, args.steps, args.seed, args.agent, args.out,
-        args.command_line, not args.quiet, args.configs,
+        args.command_line, not args.quiet, args.configs, args.map,
     )  # fmt: skip
     print(markdown_table(results))
     if args.out:
@@ -472,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--configs", nargs="+", choices=("baseline", "+numerical", "+spatial", "full"),
         help="only these module settings of the model folders (default: every one)",
     )  # fmt: skip
+    bench.add_argument(
+        "--map",
+        metavar="PATH",
+        help="a world of the game's custom maps (Pac-Man: a maze file): the engine plays in "
+        "it and each model with its spatial module on starts its map from it",
+    )
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=cmd_bench)
     return parser

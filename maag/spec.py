@@ -330,7 +330,9 @@ class GameDefinition:
     engine: Callable[[int], Game]  # seed -> engine
     read_frame: Callable[[np.ndarray], Reading]
     agents: Mapping[str, Callable[[GameSpec, int], Agent]] = field(default_factory=dict)
-    referee: Callable[[], Referee] | None = None
+    # the rules followed on screen; where the game has custom maps, referee(map file)
+    # follows a game played in that world
+    referee: Callable[..., Referee] | None = None
     # frame -> bool (H, W): moving sprites, which the spatial map must not keep
     sprite_mask: Callable[[np.ndarray], np.ndarray] | None = None
     # a user's map file -> the world it describes (MaagError naming what is wrong)

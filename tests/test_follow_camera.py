@@ -313,3 +313,31 @@ def test_a_custom_maze_starts_the_generative_game_in_its_own_world(episode):
     assert len({s.camera for s in steps}) > 10  # the camera moved about the maze
     known = game.map.retrieve((0, 0), custom.image.shape[:2])[1]
     assert known.all()
+
+
+def test_the_benchmark_plays_a_custom_maze_with_its_rules_and_map(tmp_path):
+    """`maag bench --map`: the engine plays the maze and the referee follows its rules
+    (the control row stays perfect), and each model row with the spatial module on starts
+    its map from the maze, at the maze's own start."""
+    from maag.bench import contenders, run_bench
+
+    results = run_bench("pacman", [], 2, 150, seed=3, progress=False, world=str(CUSTOM_EXAMPLE))
+    engine = results["rows"][0]
+    assert results["map"] == str(CUSTOM_EXAMPLE) and str(CUSTOM_EXAMPLE) in engine["source"]
+    assert engine["numcon"] == engine["spacon"] == engine["actacc"] == 1.0
+    generator, logicnet = tiny_full_game()
+    start = maag.make("pacman").reset()
+    save_model_folder(
+        tmp_path / "m", generator, SPEC, start.frame[None], np.array([start.camera]), 2,
+        {"test": True}, logicnet, start_players=np.array([start.player]),
+        start_bounds=np.array([start.bounds]),
+    )  # fmt: skip
+    rows = contenders(PACMAN, [str(tmp_path / "m")], ["+numerical", "full"], str(CUSTOM_EXAMPLE))
+    assert [r.label for r in rows] == ["engine", "+numerical", "full"]
+    numerical, full = rows[1].make(0), rows[2].make(0)
+    assert numerical.custom_map is None and "pre-filled" not in rows[1].source
+    assert full.custom_map is not None and "pre-filled" in rows[2].source
+    own = PacmanEngine(0, maze=CUSTOM_EXAMPLE).reset()
+    assert full.reset(0).player == own.player != start.player
+    with pytest.raises(MaagError, match="traveler has no custom maps"):
+        contenders(maag.games.get_game("traveler"), [], world=str(CUSTOM_EXAMPLE))
