@@ -187,14 +187,20 @@ def tiny_full_game(**starts):
     return generator, logicnet
 
 
-def test_a_model_folder_keeps_the_start_positions_and_sessions_continue(tmp_path):
+def tiny_model_folder(folder):
+    """A tiny full Pac-Man model saved in `folder`; returns the engine's start step."""
     generator, logicnet = tiny_full_game()
     start = maag.make("pacman").reset()
     save_model_folder(
-        tmp_path / "m", generator, SPEC, start.frame[None], np.array([start.camera]), 2,
+        folder, generator, SPEC, start.frame[None], np.array([start.camera]), 2,
         {"test": True}, logicnet, start_players=np.array([start.player]),
         start_bounds=np.array([start.bounds]),
     )  # fmt: skip
+    return start
+
+
+def test_a_model_folder_keeps_the_start_positions_and_sessions_continue(tmp_path):
+    start = tiny_model_folder(tmp_path / "m")
     game = load(tmp_path / "m")
     assert game.available == ("numerical", "spatial")
     first = game.reset(0)
@@ -214,6 +220,7 @@ def test_a_model_folder_keeps_the_start_positions_and_sessions_continue(tmp_path
         assert np.array_equal(got.frame, want.frame)
         assert (got.values, got.camera, got.player) == (want.values, want.camera, want.player)
     # a folder whose start camera is not where the camera follows the player is refused
+    generator, logicnet = tiny_full_game()
     save_model_folder(
         tmp_path / "bad", generator, SPEC, start.frame[None], np.array([(0, 0)]), 2,
         {"test": True}, logicnet, start_players=np.array([start.player]),
@@ -325,13 +332,7 @@ def test_the_benchmark_plays_a_custom_maze_with_its_rules_and_map(tmp_path):
     engine = results["rows"][0]
     assert results["map"] == str(CUSTOM_EXAMPLE) and str(CUSTOM_EXAMPLE) in engine["source"]
     assert engine["numcon"] == engine["spacon"] == engine["actacc"] == 1.0
-    generator, logicnet = tiny_full_game()
-    start = maag.make("pacman").reset()
-    save_model_folder(
-        tmp_path / "m", generator, SPEC, start.frame[None], np.array([start.camera]), 2,
-        {"test": True}, logicnet, start_players=np.array([start.player]),
-        start_bounds=np.array([start.bounds]),
-    )  # fmt: skip
+    start = tiny_model_folder(tmp_path / "m")
     rows = contenders(PACMAN, [str(tmp_path / "m")], ["+numerical", "full"], str(CUSTOM_EXAMPLE))
     assert [r.label for r in rows] == ["engine", "+numerical", "full"]
     numerical, full = rows[1].make(0), rows[2].make(0)
