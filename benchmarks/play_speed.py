@@ -53,7 +53,8 @@ def network_flops(game: GenerativeGame) -> tuple[float, float]:
         frames = game.logicnet.config.context_frames
         size = game.spec.frame_height, game.spec.frame_width
         context, action = torch.zeros(1, 3 * frames, *size), torch.zeros(1, dtype=torch.long)
-        logicnet_flops = count_flops(lambda: game.logicnet.predict(context, action))
+        chance = torch.zeros(1, len(game.spec.chance), dtype=torch.long)
+        logicnet_flops = count_flops(lambda: game.logicnet.predict(context, action, chance=chance))
     return (step_flops - logicnet_flops) / game.last_sampler_steps, logicnet_flops
 
 
