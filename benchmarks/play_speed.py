@@ -54,7 +54,10 @@ def network_flops(game: GenerativeGame) -> tuple[float, float]:
         size = game.spec.frame_height, game.spec.frame_width
         context, action = torch.zeros(1, 3 * frames, *size), torch.zeros(1, dtype=torch.long)
         chance = torch.zeros(1, len(game.spec.chance), dtype=torch.long)
-        logicnet_flops = count_flops(lambda: game.logicnet.predict(context, action, chance=chance))
+        player = torch.zeros(1, 2, dtype=torch.long) if game.logicnet.config.focus else None
+        logicnet_flops = count_flops(
+            lambda: game.logicnet.predict(context, action, chance=chance, player=player)
+        )
     return (step_flops - logicnet_flops) / game.last_sampler_steps, logicnet_flops
 
 

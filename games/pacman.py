@@ -75,8 +75,11 @@ SPEC = GameSpec(
         EventSpec("ghost_eaten", (Effect("score", "add", 200),)),
         EventSpec("death", (Effect("lives", "add", -1),), to_start=True),
         EventSpec("level_cleared"),  # the pellets come back; nobody moves
-        EventSpec(
-            "new_game", (Effect("score", "set", 0), Effect("lives", "set", 3)), to_start=True
+        EventSpec(  # the last life lost: the rules start a new game in the same step
+            "new_game",
+            (Effect("score", "set", 0), Effect("lives", "set", 3)),
+            to_start=True,
+            when=("lives", 0),
         ),
         EventSpec("blocked"),
     ),
@@ -311,12 +314,10 @@ class PacmanEngine(Engine):
         if died:
             events.append("death")
             self._reset_positions()
-        self.values = SPEC.apply_events(self.values, events)
-        if self.values["lives"] == 0:
-            events.append("new_game")
-            self.values = SPEC.apply_events(self.values, ("new_game",))
+        self.values, fired = SPEC.resolve(self.values, events)
+        if "new_game" in fired:
             self._new_level()
-        return self._observe(tuple(events))
+        return self._observe(fired)
 
     # -- rules ------------------------------------------------------------------------
 
@@ -753,17 +754,15 @@ class PacmanReferee:
         else:
             self.pacman, self.fright = tile, max(fright - 1, 0)
         self.camera = self._camera(self.pacman)
-        self.values = SPEC.apply_events(self.values, events)
-        if self.values["lives"] == 0:
-            events.append("new_game")
-            self.values = SPEC.apply_events(self.values, ("new_game",))
+        self.values, fired = SPEC.resolve(self.values, events)
+        if "new_game" in fired:
             self._refill()
         self.ghosts = ghosts if fits else [self._ghosts_shown(reading, ghosts[0])]
         moved = reading.player == self._on_screen(self.pacman, self.camera) and self._lines_up(
             reading, previous
         )
         self._follow_the_screen(reading)
-        return self._judgement(tuple(events), moved, reading)
+        return self._judgement(fired, moved, reading)
 
     def may_change(self, place: Hashable, before: object, after: object) -> bool:
         c, r = place
@@ -886,9 +885,7 @@ class PacmanReferee:
 
         def preference(key) -> tuple:
             tail, died = list(key[0]), key[1]
-            values = SPEC.apply_events(self.values, events + tail + ["death"] * died)
-            if values["lives"] == 0:
-                values = SPEC.apply_events(values, ("new_game",))
+            values, _ = SPEC.resolve(self.values, events + tail + ["death"] * died)
             return (values != reading.values, len(tail) + died, key[0], died)
 
         chosen = min((key for key, misfit in outcomes.items() if misfit == best), key=preference)

@@ -14,6 +14,9 @@ Arrays of a shard with E episodes of T steps:
   chance  uint8 (E, T+1, C)        the rules' random draws (spec.chance) that led to frame
                                    t (0 at t = 0); shards of games without draws written
                                    before draws existed lack it and read as (E, T+1, 0)
+  player  int32 (E, T+1, P)        the player's world pixel (x, y) where the camera follows
+                                   one (spec.follow: P = 2), else P = 0; shards written
+                                   before positions were stored lack it and read as P = 0
 
 and the alternative outcomes the engine offers (`Engine.alternative`; none for most games),
 N of them in all:
@@ -45,7 +48,7 @@ from maag.io import atomic_path, ensure_writable_dir, sha256_bytes, write_atomic
 from maag.spec import GameSpec, Step
 
 FORMAT = "maag-trajectories/1"
-ARRAYS = ("frames", "actions", "values", "events", "camera", "chance")
+ARRAYS = ("frames", "actions", "values", "events", "camera", "chance", "player")
 ALTERNATIVES = ("alt_frames", "alt_values", "alt_events", "alt_camera")
 SHARD_TARGET_BYTES = 64 << 20
 
@@ -65,7 +68,7 @@ def generate_episode(game: str, agent: str, steps: int, seed: int, index: int) -
     spec = definition.spec
     engine_seed, agent_seed = episode_seeds(seed, index)
     engine = definition.engine(engine_seed)
-    player = make_agent(game, agent, agent_seed)
+    scripted = make_agent(game, agent, agent_seed)
 
     frames = np.empty((steps + 1, spec.frame_height, spec.frame_width, 3), dtype=np.uint8)
     actions = np.empty(steps, dtype=np.int64)
@@ -73,13 +76,16 @@ def generate_episode(game: str, agent: str, steps: int, seed: int, index: int) -
     events = np.zeros((steps + 1, len(spec.events)), dtype=np.uint8)
     camera = np.empty((steps + 1, 2), dtype=np.int32)
     chance = np.zeros((steps + 1, len(spec.chance)), dtype=np.uint8)
+    player = np.zeros((steps + 1, 2 if spec.follow else 0), dtype=np.int32)
     alternatives: dict[str, list] = {key: [] for key in ("alt_step", *ALTERNATIVES)}
     step = engine.reset(engine_seed)
     for t in range(steps + 1):
         frames[t], values[t], events[t], camera[t] = _arrays(spec, step)
         chance[t] = step.chance or 0
+        if spec.follow:
+            player[t] = step.player
         if t < steps:
-            actions[t] = player.act(step)
+            actions[t] = scripted.act(step)
             other = engine.alternative(int(actions[t]))
             if other is not None:
                 alternatives["alt_step"].append(t + 1)
@@ -94,6 +100,7 @@ def generate_episode(game: str, agent: str, steps: int, seed: int, index: int) -
         "events": events,
         "camera": camera,
         "chance": chance,
+        "player": player,
         "alt_step": np.array(alternatives.pop("alt_step"), dtype=np.int64),
         **{key: np.stack(rows) if rows else none[key] for key, rows in alternatives.items()},
     }
@@ -309,6 +316,10 @@ class Dataset:
         }
         if "chance" not in arrays and not s.chance:  # written before draws existed
             arrays["chance"] = np.zeros(expected["chance"], dtype=np.uint8)
+        if "player" not in arrays:  # written before player positions were stored
+            arrays["player"] = np.zeros((count, t + 1, 0), dtype=np.int32)
+        stored = arrays["player"].shape[-1]  # 0: none stored
+        expected["player"] = (count, t + 1, 2 if s.follow and stored else 0)
         if "alt_step" in arrays:
             expected |= alternative_shapes(s, len(arrays["alt_step"]))
         for key, shape in expected.items():

@@ -40,10 +40,11 @@ class GenerativeGame(Game):
     """Every frame drawn by the generator from the last K frames and the action.
 
     Modules (each on where the model has it, unless switched off):
-    - numerical: LogicNet decides the step's events, the record applies their effects and
-      the generator is conditioned on the record's digit tokens (and on LogicNet's count
-      of each event this step, where it was trained with event tokens); `Step.values`
-      and `Step.events` are the record's.
+    - numerical: LogicNet decides the step's events, the record applies their effects
+      (and fires the events the rules fire on their own, `EventSpec.when`) and the
+      generator is conditioned on the record's digit tokens (and on the count of each
+      event this step, where it was trained with event tokens); `Step.values` and
+      `Step.events` are the record's.
     - spatial: the map's view of the next camera window becomes the generator's base
       and extra channels; the drawn frame is written back (sprites kept out). Where the
       view reveals a place the map knows nothing of, the frame is drawn with
@@ -114,6 +115,8 @@ class GenerativeGame(Game):
                         f"not ({len(start_frames)}, {width})"
                     )
         tracks_camera = bool(spec.moves) or self.start_players is not None
+        if logicnet is not None and logicnet.config.focus and self.start_players is None:
+            raise MaagError("this LogicNet looks around the player: the model needs start players")
         has = {
             "numerical": logicnet is not None and self.tokens is not None,
             "spatial": logicnet is not None and self.map_inputs and tracks_camera,
@@ -243,12 +246,19 @@ class GenerativeGame(Game):
         previous_camera = self.record.camera if self.record is not None else None
         if self.record is not None:
             recent = context[:, -self.logicnet.config.context_frames :]
-            counts = self.logicnet.predict(stack_context(recent), actions, chance=chance)
-            counts = counts[0].tolist()
+            player = None
+            if self.logicnet.config.focus:  # where the record has him
+                player = torch.from_numpy(np.subtract([self.record.player], [self.record.camera]))
+            counts = self.logicnet.predict(
+                stack_context(recent), actions, chance=chance, player=player
+            )
+            told = zip(self.spec.events, counts[0].tolist(), strict=True)
+            decided = [0 if event.when else count for event, count in told]
             names = self.spec.event_names
-            events = tuple(n for n, c in zip(names, counts, strict=True) for _ in range(c))
+            events = tuple(n for n, c in zip(names, decided, strict=True) for _ in range(c))
             clock = self._lap("logicnet", clock)
-            self.record.apply(events, action)
+            events = self.record.apply(events, action)  # the record fires the `when` events
+            counts = [events.count(name) for name in names]
             clock = self._lap("record", clock)
         hud = self.spec.hud_height
         base, extra, steps = context[:, -1], None, self.sampler.steps

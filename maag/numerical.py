@@ -142,12 +142,12 @@ class Record:
                 f"{self.player} in a world of bounds {self.bounds}: {self.camera}"
             )
 
-    def apply(self, events: Iterable[str], action: int | None = None) -> dict[str, int]:
-        """Apply `events` in order (and `action`'s move); returns the new values."""
-        events = tuple(events)
-        self.values = self.spec.apply_events(self.values, events)
+    def apply(self, events: Iterable[str], action: int | None = None) -> tuple[str, ...]:
+        """Apply `events` in order (and `action`'s move), then any event the rules fire on
+        their own (`EventSpec.when`); returns the step's events, those included."""
+        self.values, events = self.spec.resolve(self.values, events)
         if self.camera is None:
-            return dict(self.values)
+            return events
         if self.player is not None:
             if action is not None and "blocked" not in events:
                 dx, dy = self.spec.follow.moves[action]
@@ -158,7 +158,7 @@ class Record:
         elif action is not None and "blocked" not in events:
             (dx, dy), (sx, sy) = self.spec.moves[action], self.spec.scroll
             self.camera = (self.camera[0] + dx * sx, self.camera[1] + dy * sy)
-        return dict(self.values)
+        return events
 
 
 def _pair(point: Iterable[int], what: str) -> tuple[int, int]:

@@ -45,11 +45,15 @@ class Effect:
 @dataclass(frozen=True)
 class EventSpec:
     """A game event and the value changes it causes (applied in order); `to_start`: it
-    puts the player back at its start position (only where the camera follows a player)."""
+    puts the player back at its start position (only where the camera follows a player).
+    `when` (value, amount): the rules fire it themselves, after the step's other events,
+    when those bring that value to that amount (Pac-Man's last life lost starts a new
+    game): arithmetic on the values, so the record does it, not LogicNet."""
 
     name: str
     effects: tuple[Effect, ...] = ()
     to_start: bool = False
+    when: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,12 @@ class GameSpec:
             raise MaagError(
                 f"{where}: every chance draw needs at least one outcome, got {self.chance}"
             )
+        for e in self.events:
+            if e.when is not None and e.when[0] not in self.value_names:
+                raise MaagError(
+                    f"{where}: event {e.name!r} fires when {e.when[0]!r} reaches "
+                    f"{e.when[1]}, but there is no value {e.when[0]!r}"
+                )
         restarts = [e.name for e in self.events if e.to_start]
         if self.follow is None:
             if restarts:
@@ -174,6 +184,23 @@ class GameSpec:
                 result[v.name] = min(max(new, v.low), v.high)
         return result
 
+    def resolve(
+        self, values: Mapping[str, int], events: Iterable[str]
+    ) -> tuple[dict[str, int], tuple[str, ...]]:
+        """The values after `events` and the events of the step: `events`, then those that
+        fire on their own (`EventSpec.when`) because `events` brought a value to their
+        amount, in spec order (each once; theirs do not fire more)."""
+        events = tuple(events)
+        after = self.apply_events(values, events)
+        fired = tuple(
+            e.name
+            for e in self.events
+            if e.when is not None
+            and e.name not in events
+            and values[e.when[0]] != e.when[1] == after[e.when[0]]
+        )
+        return self.apply_events(after, fired), events + fired
+
     def check_values(self, values: Mapping[str, int]) -> None:
         """Raise MaagError unless `values` names exactly this game's values, each in range."""
         if set(values) != set(self.value_names):
@@ -215,6 +242,7 @@ class GameSpec:
                         e["name"],
                         tuple(Effect(**f) for f in e["effects"]),
                         bool(e.get("to_start", False)),
+                        None if e.get("when") is None else (e["when"][0], int(e["when"][1])),
                     )
                     for e in d["events"]
                 ),

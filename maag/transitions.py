@@ -43,6 +43,9 @@ def load_episodes(
             shard["alt_step"] = shard["alt_step"] + [offset, 0]  # episode indices of the whole
             offset += len(shard["frames"])
             shards.append(shard)
+    if len({s["player"].shape[-1] for s in shards}) > 1:  # positions only where all have them
+        for shard in shards:
+            shard["player"] = shard["player"][..., :0]
     return {key: np.concatenate([s[key] for s in shards]) for key in shards[0]}
 
 
@@ -162,6 +165,7 @@ class TransitionSampler:
         self.cameras = episodes["camera"]  # (E, T+1, 2)
         self.events = episodes["events"]  # (E, T+1, K)
         self.chance = episodes["chance"]  # (E, T+1, C)
+        self.players = episodes["player"]  # (E, T+1, 2) world pixels, or (E, T+1, 0)
         self.context_frames = context_frames
         self.rng = np.random.default_rng(seed)
         self.event_share = event_share
@@ -196,6 +200,11 @@ class TransitionSampler:
             "events": torch.from_numpy(self.events[episode, target]).long(),  # (B, E) counts
             "chance": torch.from_numpy(self.chance[episode, target]).long(),  # (B, C) draws
             "camera_move": self.cameras[episode, target] - self.cameras[episode, target - 1],
+            # the player's view pixel (x, y) in the last context frame, where data has it
+            "player": torch.from_numpy(
+                self.players[episode, target - 1]
+                - self.cameras[episode, target - 1, : self.players.shape[-1]]
+            ),
             "alternative": torch.zeros(len(episode), dtype=torch.bool),  # see sample()
             **(self.maps.views(episode, target) if self.maps else {}),
         }
@@ -261,8 +270,6 @@ def close_calls(episodes: dict[str, np.ndarray], logicnet, count: int) -> np.nda
     """Flat indices (episode * T + target - 1) of the `count` transitions where no event
     fires that `logicnet` finds likeliest to fire one: the close calls (a ball returned by
     a paddle's last row, a ghost passing by), found by no game-specific rule."""
-    from maag.models.flow import stack_context, to_unit
-
     sampler = TransitionSampler(episodes, logicnet.config.context_frames)
     total = episodes["actions"].size
     episode, target = sampler.evenly_spaced(total)  # every transition, in flat order
@@ -270,11 +277,30 @@ def close_calls(episodes: dict[str, np.ndarray], logicnet, count: int) -> np.nda
     for start in range(0, total, 512):
         batch = sampler.gather(episode[start : start + 512], target[start : start + 512])
         with torch.inference_mode():
-            logits = logicnet(
-                stack_context(to_unit(batch["context"])), batch["action"], chance=batch["chance"]
-            )
+            logits = logicnet_logits(logicnet, batch)
         fires = 1 - logits.float().softmax(dim=-1)[..., 0]  # (B, events): P(count > 0)
         quiet = batch["events"].sum(dim=1) == 0
         scores[start : start + 512] = torch.where(quiet, fires.amax(dim=1), -1.0).numpy()
     ranked = np.argsort(-scores, kind="stable")[:count]
     return ranked[scores[ranked] >= 0]
+
+
+def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device = "cpu"):
+    """`logicnet`'s logits for a gathered batch: its context frames, action, the rules'
+    draws and, for a LogicNet that looks closer around the player, the player's place."""
+    from maag.models.flow import stack_context, to_unit
+
+    player = None
+    if logicnet.config.focus:
+        if not batch["player"].shape[-1]:
+            raise MaagError(
+                "this LogicNet looks around the player, but the data holds no player "
+                "positions (written before they were stored): write it again with maag data"
+            )
+        player = batch["player"].to(device)
+    return logicnet(
+        stack_context(to_unit(batch["context"])).to(device),
+        batch["action"].to(device),
+        chance=batch["chance"].to(device),
+        player=player,
+    )

@@ -4,6 +4,12 @@ A small convolutional network over the last context frames (and the spatial modu
 view, where that module is on) with the action: per event class of the GameSpec, a
 distribution over how often it fires this step (0 .. max_count). It decides; the record
 does the arithmetic.
+
+Where the camera follows a player (GameSpec.follow), `focus` > 0 adds a closer look: a
+`focus` x `focus` pixel window of the context frames centred on the player's place (which
+the record knows), at full resolution. What happens to the player (a wall or a pellet
+ahead, a ghost a tile or two away) then lies at the same place in the window wherever
+the player stands on screen, instead of somewhere in a summary of the whole frame.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
@@ -32,14 +39,18 @@ class LogicNet(ModelMixin, ConfigMixin):
         max_count: int = 2,
         width: int = 32,
         chance: tuple[int, ...] = (),
+        focus: int = 0,
+        hud_height: int = 0,
     ):
         super().__init__()
         channels = [3 * context_frames + extra_channels, width, 2 * width, 4 * width, 4 * width]
-        layers: list[nn.Module] = []
-        for c_in, c_out in itertools.pairwise(channels):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.SiLU()]
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.features = _convs(channels, (2, 2, 2, 2))
         feature_size = channels[-1] * (frame_size // 16) ** 2
+        if focus:  # full resolution first, then two halvings
+            if focus % 4:
+                raise ValueError(f"focus must be a multiple of 4 pixels, got {focus}")
+            self.focus_features = _convs([channels[0], width, 2 * width, 2 * width], (1, 2, 2))
+            feature_size += 2 * width * (focus // 4) ** 2  # after the whole frame's features
         self.action_embed = nn.Embedding(num_actions, feature_size)
         if chance:  # the rules' random draws: whether a wandering ghost steps onto Pac-Man
             self.chance_embed = ChanceEmbedding(tuple(chance), feature_size)
@@ -55,20 +66,45 @@ class LogicNet(ModelMixin, ConfigMixin):
         action: torch.Tensor,
         extra: torch.Tensor | None = None,
         chance: torch.Tensor | None = None,
+        player: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits (B, num_events, max_count + 1) from context (B, 3K, H, W) in [-1, 1],
-        action (B,) and, where the game has them, the step's draws (B, len(chance))."""
+        action (B,), where the game has them the step's draws (B, len(chance)) and, with
+        `focus`, the player's view pixel (x, y) below the HUD in the last frame (B, 2)."""
         inputs = context if extra is None else torch.cat([context, extra], dim=1)
         told = self.action_embed(action)
         if self.config.chance:
             told = told + self.chance_embed(chance)
-        features = self.features(inputs) * (1 + told)
-        logits = self.head(features)
+        features = self.features(inputs)
+        if self.config.focus:
+            window = self.focus_features(self._around(inputs, player))
+            features = torch.cat([features, window], dim=1)
+        logits = self.head(features * (1 + told))
         return logits.view(len(logits), len(self.config.event_names), self.config.max_count + 1)
+
+    def _around(self, inputs: torch.Tensor, player: torch.Tensor) -> torch.Tensor:
+        """The focus window of `inputs` centred on each row's player pixel; outside the
+        frame it is 0 (neither black nor any colour the frame holds)."""
+        size = self.config.focus
+        half = size // 2
+        padded = F.pad(inputs, (half, half, half, half))
+        height, width = inputs.shape[-2:]
+        xs = player[:, 0].clamp(0, width).tolist()  # the window's corner in `padded`
+        ys = (player[:, 1] + self.config.hud_height).clamp(0, height).tolist()
+        corners = enumerate(zip(xs, ys, strict=True))
+        return torch.stack([padded[i, :, y : y + size, x : x + size] for i, (x, y) in corners])
 
     @torch.inference_mode()
     def predict(
-        self, context: torch.Tensor, action: torch.Tensor, extra=None, chance=None
+        self, context: torch.Tensor, action: torch.Tensor, extra=None, chance=None, player=None
     ) -> torch.Tensor:
         """The most likely count (B, num_events) of each event."""
-        return self(context, action, extra, chance).argmax(dim=-1)
+        return self(context, action, extra, chance, player).argmax(dim=-1)
+
+
+def _convs(channels: list[int], strides: tuple[int, ...]) -> nn.Sequential:
+    """3x3 convolutions with SiLU between `channels`, then flattened."""
+    layers: list[nn.Module] = []
+    for (c_in, c_out), stride in zip(itertools.pairwise(channels), strides, strict=True):
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.SiLU()]
+    return nn.Sequential(*layers, nn.Flatten())

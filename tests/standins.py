@@ -37,14 +37,17 @@ class Replay(torch.nn.Module):
 
 class EngineEvents(torch.nn.Module):
     """A stand-in LogicNet reporting the recorded episode's events (in spec order); keeps
-    the chance draws it is told in `told`."""
+    the chance draws it is told in `told` and, with `focus`, the player's places in
+    `players`."""
 
-    def __init__(self, events, spec: GameSpec):
+    def __init__(self, events, spec: GameSpec, focus: int = 0):
         super().__init__()
-        self.config = SimpleNamespace(event_names=spec.event_names, context_frames=1)
-        self.events, self.t, self.told = events, 0, []
+        self.config = SimpleNamespace(event_names=spec.event_names, context_frames=1, focus=focus)
+        self.events, self.t, self.told, self.players = events, 0, [], []
 
-    def predict(self, context, action, chance=None):
+    def predict(self, context, action, chance=None, player=None):
         self.t += 1
         self.told.append(_draws(chance))
+        if self.config.focus:
+            self.players.append(tuple(player[0].tolist()))
         return torch.from_numpy(self.events[self.t][None].astype(np.int64))

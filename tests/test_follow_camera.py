@@ -36,7 +36,9 @@ def follow_engine(engine, agent, steps, spec=SPEC):
     for _ in range(steps):
         action = agent.act(step)
         step = engine.step(action)
-        record.apply(step.events, action)
+        told = [e for e in step.events if spec.event(e).when is None]  # the rest it fires
+        assert record.apply(told, action) == step.events
+        assert record.values == step.values
         yield step, record
 
 
@@ -92,8 +94,8 @@ def test_the_start_flags_and_the_bounds_matter():
 
 @pytest.fixture(scope="module")
 def episode():
-    """A seeker's episode with deaths (camera jumps back) and clamped cameras, and the
-    engine's player position at every step, replayed from the episode's seed."""
+    """A seeker's episode with deaths (camera jumps back) and clamped cameras; its player
+    positions are the engine's, replayed from the episode's seed."""
     steps, seed = 400, 8
     episode = generate_episode("pacman", "seeker", steps, seed=seed, index=0)
     engine_seed, _ = episode_seeds(seed, 0)
@@ -105,13 +107,18 @@ def episode():
     cameras = episode["camera"]
     assert {0, start.bounds[2] - 64} <= set(cameras[:, 0])  # clamped left and right
     assert {0, start.bounds[3] - 56} <= set(cameras[:, 1])  # and at the top and bottom
-    return episode | {"player": np.array(players), "bounds": np.array([start.bounds])}
+    assert np.array_equal(episode["player"], players)  # the shards hold his places
+    return episode | {"bounds": np.array([start.bounds])}
 
 
 def play(episode, **switches):
+    """The episode replayed by stand-ins; LogicNet's tells every event but those the rules
+    fire on their own (a new game when the last life is lost): the record fires them."""
     generator = Replay(episode["frames"], SPEC)
+    told = episode["events"].copy()
+    told[:, [e.when is not None for e in SPEC.events]] = 0
     game = GenerativeGame(
-        generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(episode["events"], SPEC),
+        generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(told, SPEC, focus=8),
         start_cameras=episode["camera"][:1], sprite_mask=PACMAN.sprite_mask,
         start_players=episode["player"][:1], start_bounds=episode["bounds"], **switches,
     )  # fmt: skip
@@ -127,6 +134,11 @@ def test_play_follows_the_engine_and_builds_the_map_views_training_sees(episode)
     assert [s.camera for s in steps] == [tuple(c) for c in episode["camera"]]
     assert [s.player for s in steps] == [tuple(p) for p in episode["player"]]
     assert [list(s.values.values()) for s in steps] == episode["values"].tolist()
+    counts = [[s.events.count(name) for name in SPEC.event_names] for s in steps[1:]]
+    assert counts == episode["events"][1:].tolist()  # the new game included
+    # a LogicNet that looks around the player is told his view pixel before each step
+    places = episode["player"][:-1] - episode["camera"][:-1]
+    assert game.logicnet.players == [tuple(p) for p in places.tolist()]
     views = MapViews({k: v[None] for k, v in episode.items()}, SPEC, PACMAN.sprite_mask)
     hud = SPEC.hud_height
     for t in range(1, len(episode["frames"])):

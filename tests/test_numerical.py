@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from shards import drop_arrays
 
 import maag
 from maag.data import write_dataset
@@ -24,14 +25,27 @@ PACMAN = get_game("pacman").spec
 
 def test_record_applies_effects_exactly_within_ranges():
     record = Record(PACMAN)
-    assert record.apply(["pellet", "pellet", "power_pellet", "ghost_eaten"]) == {
-        "score": 270,
-        "lives": 3,
-    }
-    assert record.apply(["death"] * 5) == {"score": 270, "lives": 0}  # never below 0
-    assert record.apply(["new_game"]) == {"score": 0, "lives": 3}
+    record.apply(["pellet", "pellet", "power_pellet", "ghost_eaten"])
+    assert record.values == {"score": 270, "lives": 3}
+    record.apply(["death"] * 2)
+    assert record.values == {"score": 270, "lives": 1}
+    record.apply(["new_game"])
+    assert record.values == {"score": 0, "lives": 3}
     full = Record(PACMAN, {"score": 99_995, "lives": 3})
-    assert full.apply(["pellet"]) == {"score": 99_999, "lives": 3}  # saturates, never wraps
+    full.apply(["pellet"])
+    assert full.values == {"score": 99_999, "lives": 3}  # saturates, never wraps
+
+
+def test_record_starts_a_new_game_when_the_last_life_is_lost():
+    """The rules' own consequence of the values (EventSpec.when) is the record's to apply:
+    LogicNet telling only the death still starts a new game, which sends Pac-Man home."""
+    record = Record(PACMAN, {"score": 120, "lives": 1}, player=(40, 40), bounds=(0, 0, 112, 124))
+    record.player = (60, 40)
+    assert record.apply(["pellet", "death"]) == ("pellet", "death", "new_game")
+    assert record.values == {"score": 0, "lives": 3} and record.player == (40, 40)
+    assert record.apply(["death"]) == ("death",)  # 3 -> 2: nothing fires
+    assert record.apply(["death", "new_game"]) == ("death", "new_game")  # told: not twice
+    assert record.values == {"score": 0, "lives": 3}
 
 
 def test_record_refuses_values_out_of_range():
@@ -117,10 +131,10 @@ class PerfectEvents(torch.nn.Module):
     def __init__(self, engine, spec):
         super().__init__()
         self.engine, self.spec = engine, spec
-        self.config = SimpleNamespace(event_names=spec.event_names, context_frames=1)
+        self.config = SimpleNamespace(event_names=spec.event_names, context_frames=1, focus=0)
         self.next_action = 0
 
-    def predict(self, context, action, chance=None):
+    def predict(self, context, action, chance=None, player=None):
         events = self.engine.step(int(action[0])).events
         return torch.tensor([[events.count(name) for name in self.spec.event_names]])
 
@@ -177,6 +191,7 @@ def test_event_share_brings_rare_events_into_batches():
         "camera": np.zeros((episodes, steps + 1, 2), np.int32),
         "events": events,
         "chance": np.zeros((episodes, steps + 1, 0), np.uint8),
+        "player": np.zeros((episodes, steps + 1, 0), np.int32),
     }
     plain = TransitionSampler(data, 1, seed=0).sample(4000)["events"].sum(0)
     assert plain[0] < 40 and plain[2] == 0
@@ -204,6 +219,7 @@ def test_close_calls_fill_their_share_of_the_batches_after_the_events():
         "camera": np.zeros((2, steps + 1, 2), np.int32),
         "events": np.zeros((2, steps + 1, 1), np.uint8),
         "chance": np.zeros((2, steps + 1, 0), np.uint8),
+        "player": np.zeros((2, steps + 1, 0), np.int32),
     }
     data["events"][1, 10, 0] = 1
     close = np.array([3, 77])  # flat: episode * steps + target - 1 -> frames (0, 4), (1, 28)
@@ -238,6 +254,7 @@ def test_alternatives_fill_their_share_with_their_own_target_and_tokens():
         "camera": np.zeros((2, steps + 1, 2), np.int32),
         "events": np.zeros((2, steps + 1, 1), np.uint8),
         "chance": np.zeros((2, steps + 1, 0), np.uint8),
+        "player": np.zeros((2, steps + 1, 0), np.int32),
     }
     with pytest.raises(MaagError, match="alternative_share needs data with alternative"):
         TransitionSampler(data, 1, alternative_share=0.5)
@@ -339,3 +356,42 @@ def test_episodes_of_several_folders_join_when_they_fit(tmp_path, traveler_data)
     write_dataset("pong", "random", 1, 60, tmp_path / "pong", seed=3, progress=False)
     with pytest.raises(MaagError, match="pong data"):
         load_episodes(first, more=[tmp_path / "pong"])
+
+
+def test_a_logicnet_that_looks_around_the_player(tmp_path):
+    """`focus`: a window of the frames centred on the player's view pixel (0 off the
+    frame), told where the engine's Pac-Man stood; grown from a LogicNet without it, it
+    first computes what that one did; data written before positions were stored is
+    refused in one line."""
+    from maag.train.logicnet import train_logicnet
+    from maag.train.loop import warm_start
+    from maag.transitions import logicnet_logits
+
+    spec = get_game("pacman").spec
+    write_dataset("pacman", "seeker", 2, 40, tmp_path / "data", seed=3, progress=False)
+    episodes = load_episodes(tmp_path / "data")
+    batch = TransitionSampler(episodes, 2).gather(np.array([0, 1, 1]), np.array([1, 20, 40]))
+    places = episodes["player"] - episodes["camera"]
+    assert batch["player"].tolist() == [places[0, 0].tolist(), *places[1, [19, 39]].tolist()]
+
+    plain = dict(width=8, steps=2, data=str(tmp_path / "data"), eval_every=0)
+    train_logicnet(LogicNetRecipe(**plain), tmp_path / "run", progress=False)
+    before = LogicNetTask().build(LogicNetRecipe(width=8), spec)
+    warm_start(before, str(tmp_path / "run"), spec, "logicnet")
+    closer = LogicNetTask().build(LogicNetRecipe(width=8, focus=16), spec)
+    warm_start(closer, str(tmp_path / "run"), spec, "logicnet")
+    assert torch.allclose(logicnet_logits(closer, batch), logicnet_logits(before, batch))
+
+    frames = torch.zeros(1, 3, 64, 64)
+    frames[0, :, 8 + 30, 20] = 1.0  # the player's pixel, below the 8-row HUD
+    window = closer._around(frames, torch.tensor([[20, 30]]))
+    assert window.shape == (1, 3, 16, 16) and window[0, :, 8, 8].tolist() == [1.0] * 3
+    edge = closer._around(frames - 1, torch.tensor([[0, 0]]))  # a black frame's left edge
+    assert not edge[0, :, :, :8].any() and (edge[0, :, :, 8:] == -1).all()  # HUD rows above
+
+    drop_arrays(tmp_path / "data", lambda name: name == "player")
+    old = load_episodes(tmp_path / "data")
+    assert old["player"].shape == (2, 41, 0)
+    batch = TransitionSampler(old, 2).gather(np.array([0]), np.array([1]))
+    with pytest.raises(MaagError, match="holds no player positions"):
+        LogicNetTask().loss(closer, batch, LogicNetRecipe(focus=16), None, "cpu")

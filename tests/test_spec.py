@@ -1,5 +1,7 @@
 """GameSpec arithmetic and the shared HUD font."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,18 @@ def test_hud_round_trips_every_value(spec):
             values = spec.initial_values() | {v.name: int(number)}
             frame[: spec.hud_height] = hud_band(spec, values)
             assert read_hud(spec, frame) == values
+
+
+def test_an_event_the_rules_fire_on_their_own():
+    spec = GAMES["pacman"].spec
+    assert spec.resolve({"score": 70, "lives": 1}, ["pellet", "death"]) == (
+        {"score": 0, "lives": 3},
+        ("pellet", "death", "new_game"),
+    )
+    assert spec.resolve({"score": 70, "lives": 2}, ["death"]) == (
+        {"score": 70, "lives": 1},
+        ("death",),
+    )
+    assert GameSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    with pytest.raises(MaagError, match="fires when 'health' reaches 0, but there is no value"):
+        GameSpec(**{**vars(SPEC), "events": (EventSpec("over", when=("health", 0)),)})

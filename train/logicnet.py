@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 
 from maag.errors import MaagError
@@ -21,6 +22,7 @@ class LogicNetRecipe(Recipe):
     context_frames: int = 2
     width: int = 32
     max_count: int = 2
+    focus: int = 0  # pixels of a closer look around the player (GameSpec.follow); 0: none
     lr: float = 1e-3
     steps: int = 2000
     mixed_precision: str = "no"
@@ -46,6 +48,8 @@ class LogicNetTask:
         for name in ("alternative_share", "rollout_share"):
             if getattr(recipe, name):
                 raise MaagError(f"{name} is for generators: a LogicNet draws no frames")
+        if recipe.focus and spec.follow is None:
+            raise MaagError(f"focus looks around a player, but {spec.name}'s camera follows none")
         return LogicNet(
             frame_size=spec.frame_height,
             context_frames=recipe.context_frames,
@@ -54,16 +58,14 @@ class LogicNetTask:
             max_count=recipe.max_count,
             width=recipe.width,
             chance=spec.chance,
+            focus=recipe.focus,
+            hud_height=spec.hud_height,
         )
 
     def loss(self, model, batch, recipe: LogicNetRecipe, noise, device):
-        from maag.models.flow import stack_context, to_unit
+        from maag.transitions import logicnet_logits
 
-        logits = model(
-            stack_context(to_unit(batch["context"])).to(device),
-            batch["action"].to(device),
-            chance=batch["chance"].to(device),
-        )
+        logits = logicnet_logits(model, batch, device)
         counts = batch["events"].clamp(max=recipe.max_count).to(device)
         return F.cross_entropy(logits.flatten(0, 1).float(), counts.flatten())
 
@@ -82,16 +84,15 @@ class LogicNetTask:
 
 def held_out_scores(logicnet, episodes: dict, count: int = 4096) -> dict[str, dict[str, float]]:
     """Per-event precision/recall/F1 of `logicnet` on evenly spread held-out transitions."""
-    from maag.models.flow import stack_context, to_unit
-    from maag.transitions import TransitionSampler
+    from maag.transitions import TransitionSampler, logicnet_logits
 
     transitions = TransitionSampler(episodes, logicnet.config.context_frames)
     episode, target = transitions.evenly_spaced(count)
     predicted, true = [], []
     for start in range(0, count, 256):
         batch = transitions.gather(episode[start : start + 256], target[start : start + 256])
-        context = stack_context(to_unit(batch["context"]))
-        predicted.append(logicnet.predict(context, batch["action"], chance=batch["chance"]).numpy())
+        with torch.inference_mode():
+            predicted.append(logicnet_logits(logicnet, batch).argmax(dim=-1).numpy())
         true.append(batch["events"].numpy())
     return event_scores(
         np.concatenate(predicted), np.concatenate(true), logicnet.config.event_names
