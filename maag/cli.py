@@ -64,6 +64,7 @@ def cmd_data(args: argparse.Namespace) -> None:
         episodes_per_shard=args.episodes_per_shard,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        world=args.map,
     )
     print(f"wrote {manifest}")
 
@@ -307,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--num-shards", type=_positive, default=1, help="machines sharing the work")
     data.add_argument("--episodes-per-shard", type=_positive, help="default: about 64 MB per shard")
     data.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
+    data.add_argument(
+        "--map",
+        help="play in your world instead of the game's own (Pac-Man: a maze file in the text "
+        "format of games/mazes/classic.txt)",
+    )
     data.add_argument("--quiet", action="store_true", help="no progress bar")
     data.set_defaults(handler=cmd_data)
 

@@ -59,15 +59,21 @@ def episode_seeds(seed: int, index: int) -> tuple[int, int]:
     return int(state[0]), int(state[1])
 
 
-def generate_episode(game: str, agent: str, steps: int, seed: int, index: int) -> dict:
-    """Play one episode of `game` with a scripted agent; arrays as in the module docstring
-    (alt_step holding only the frame index t)."""
+def generate_episode(
+    game: str, agent: str, steps: int, seed: int, index: int, world: str | None = None
+) -> dict:
+    """Play one episode of `game` with a scripted agent, in the custom world file `world`
+    where one is given; arrays as in the module docstring (alt_step holding only the frame
+    index t)."""
     from maag.games import get_game, make_agent
 
     definition = get_game(game)
     spec = definition.spec
     engine_seed, agent_seed = episode_seeds(seed, index)
-    engine = definition.engine(engine_seed)
+    if world is None:
+        engine = definition.engine(engine_seed)
+    else:
+        engine = definition.engine_in_map(engine_seed, world)
     scripted = make_agent(game, agent, agent_seed)
 
     frames = np.empty((steps + 1, spec.frame_height, spec.frame_width, 3), dtype=np.uint8)
@@ -142,6 +148,7 @@ class _ShardJob:
     steps: int
     seed: int
     episodes: tuple[int, int]  # [start, stop)
+    world: str | None  # a custom world file, or None for the game's own
 
 
 def shard_name(index: int) -> str:
@@ -150,7 +157,8 @@ def shard_name(index: int) -> str:
 
 def _write_shard(job: _ShardJob) -> dict[str, Any]:
     episodes = [
-        generate_episode(job.game, job.agent, job.steps, job.seed, i) for i in range(*job.episodes)
+        generate_episode(job.game, job.agent, job.steps, job.seed, i, job.world)
+        for i in range(*job.episodes)
     ]
     arrays = {key: np.stack([e[key] for e in episodes]) for key in ARRAYS}
     arrays["alt_step"] = np.concatenate(
@@ -191,16 +199,26 @@ def write_dataset(
     episodes_per_shard: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    world: str | Path | None = None,
 ) -> Path:
-    """Generate this machine's part (`shard_index` of `num_shards`) of a dataset into `out`.
+    """Generate this machine's part (`shard_index` of `num_shards`) of a dataset into `out`,
+    played in the custom world file `world` (e.g. a Pac-Man maze) where one is given.
 
     Returns the manifest path. Episode seeds depend only on `seed` and the episode
     index, so the same dataset comes out however the work is split.
     """
     from maag.games import get_game, make_agent
 
-    spec = get_game(game).spec
+    definition = get_game(game)
+    spec = definition.spec
     make_agent(game, agent, 0)  # name check before any work
+    world_sha256 = None
+    if world is not None:
+        if definition.engine_in_map is None:
+            raise MaagError(f"the {game} engine plays its own world only; drop --map")
+        world = str(Path(world).resolve())
+        definition.engine_in_map(0, world)  # a damaged file fails here, in one line
+        world_sha256 = sha256_bytes(Path(world).read_bytes())
     for name, number, least in (
         ("episodes", episodes, 1),
         ("steps", steps, 1),
@@ -219,7 +237,7 @@ def write_dataset(
     per_shard = episodes_per_shard or max(1, SHARD_TARGET_BYTES // ((steps + 1) * frame_bytes))
     starts = range(0, episodes, per_shard)
     jobs = [
-        _ShardJob(str(out), j, game, agent, steps, seed, (s, min(s + per_shard, episodes)))
+        _ShardJob(str(out), j, game, agent, steps, seed, (s, min(s + per_shard, episodes)), world)
         for j, s in enumerate(starts)
         if j % num_shards == shard_index
     ]
@@ -247,6 +265,7 @@ def write_dataset(
         "seed": seed,
         "steps": steps,
         "episodes": episodes,
+        "map_sha256": world_sha256,
         "episodes_per_shard": per_shard,
         "shard_index": shard_index,
         "num_shards": num_shards,
@@ -269,8 +288,8 @@ class Dataset:
         parts = [_read_manifest(m) for m in manifests]
         first = parts[0]
         for part, path_ in zip(parts, manifests, strict=True):
-            for key in ("game", "spec", "steps", "seed", "episodes", "agent"):
-                if part[key] != first[key]:
+            for key in ("game", "spec", "steps", "seed", "episodes", "agent", "map_sha256"):
+                if part.get(key) != first.get(key):
                     raise MaagError(f"{path_.name} disagrees with {manifests[0].name} on {key}")
         self.manifest = first
         self.spec = GameSpec.from_dict(first["spec"])

@@ -145,3 +145,35 @@ def test_shards_hold_each_steps_chance_draws(tmp_path):
     for t in range(1, 61):
         step = engine.step(agent.act(step))
         assert step.chance == tuple(chance[1, t].tolist())
+
+
+def test_data_in_a_custom_maze_is_the_engine_playing_that_maze(tmp_path):
+    """`maag data --map`: each episode is the engine in the user's maze, the manifest names
+    the maze by checksum (machines that played other mazes disagree), and a game whose
+    engine has no custom worlds, or a maze that cannot be read, is one clear error."""
+    from maag.games.pacman import CUSTOM_EXAMPLE, engine_in_maze
+
+    out = tmp_path / "custom"
+    write_dataset("pacman", "seeker", 2, 20, out, seed=3, progress=False, world=CUSTOM_EXAMPLE)
+    shard = Dataset(out, game="pacman").load_shard(0)
+    for index in range(2):
+        engine = engine_in_maze(episode_seeds(3, index)[0], str(CUSTOM_EXAMPLE))
+        start = engine.reset(episode_seeds(3, index)[0])
+        assert np.array_equal(shard["frames"][index, 0], start.frame)
+        assert np.array_equal(shard["player"][index, 0], start.player)
+    classic = generate_episode("pacman", "seeker", 20, seed=3, index=0)
+    assert not np.array_equal(classic["frames"][0], shard["frames"][0, 0])
+
+    other = tmp_path / "other"
+    write_dataset(
+        "pacman", "seeker", 2, 20, other, seed=3, episodes_per_shard=1, shard_index=1,
+        num_shards=2, progress=False,
+    )  # fmt: skip
+    (other / "manifest-00000-of-00002.json").write_bytes((out / "manifest.json").read_bytes())
+    with pytest.raises(MaagError, match=r"disagrees .* on map_sha256"):
+        Dataset(other)
+    with pytest.raises(MaagError, match="plays its own world only"):
+        write_dataset("pong", "tracker", 1, 5, tmp_path / "p", progress=False, world=CUSTOM_EXAMPLE)
+    with pytest.raises(MaagError, match="cannot read maze"):
+        write_dataset("pacman", "seeker", 1, 5, tmp_path / "m", progress=False, world="/no/maze")
+    assert not (tmp_path / "p").exists() and not (tmp_path / "m").exists()
