@@ -342,6 +342,16 @@ def test_bad_mazes_are_refused_in_one_line(text, message):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "path", sorted(pacman.CLASSIC_MAZE.parent.glob("*.txt")), ids=lambda path: path.stem
+)
+def test_shipped_mazes_load_and_read(path):
+    game = PacmanEngine(seed=0, maze=path)
+    reading = read_frame(game.reset().frame)
+    assert reading.readable and reading.values == {"score": 0, "lives": 3}
+    assert (game.maze.items != EMPTY).sum() > 100  # a maze to play, not a corridor
+
+
 def test_maze_files(tmp_path):
     path = tmp_path / "tiny.txt"
     path.write_text(corridor("P.o GG"))
