@@ -326,6 +326,10 @@ def train(
             store.save(accelerator, step, model, ema, optimizer, rng)
     bar.close()
     check_ranks_in_sync(accelerator, model)
+    # An orderly end for several processes: the DDP wrapper and its pending work go while the
+    # process group lives, and no process closes its connections while another still uses them.
+    model, optimizer = accelerator.free_memory(model, optimizer)
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     if main:
         print(f"trained {run} to step {step}")
