@@ -61,6 +61,49 @@ def drop_new_sprites(context: torch.Tensor, rows: torch.Tensor, sprite_mask) -> 
     return context
 
 
+def copy_a_sprite(
+    context: torch.Tensor,
+    rows: torch.Tensor,
+    sprite_mask,
+    tile: tuple[int, int],
+    hud_height: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Context (B, K, H, W, 3) uint8 with, in `rows`, one tile (`tile` = (width, height)
+    pixels, on the grid that starts below the HUD) of a sprite of the last frame drawn a
+    second time on a neighbouring tile that shows no sprite, in the last n frames (n drawn
+    from 1..K-1): a sprite drawn twice, as a generator unsure whether it moved draws it. A
+    row whose last frame shows no sprite, or none with a free neighbour, is left as it is.
+    """
+    context = context.clone()
+    width, height = tile
+    steps = [(width, 0), (-width, 0), (0, height), (0, -height)]
+    frame_height, frame_width = context.shape[2:4]
+    for row in torch.nonzero(rows).flatten().tolist():
+        last = context[row, -1].numpy()
+        sprites = sprite_mask(last)
+        sprites[:hud_height] = False
+        places = np.argwhere(sprites[hud_height::height, ::width])  # tiles (row, col)
+        if not len(places):
+            continue
+        r, c = places[int(torch.randint(len(places), (1,), generator=generator))]
+        y, x = hud_height + int(r) * height, int(c) * width
+        free = [
+            (y + dy, x + dx)
+            for dx, dy in steps
+            if hud_height <= y + dy <= frame_height - height
+            and 0 <= x + dx <= frame_width - width
+            and not sprites[y + dy : y + dy + height, x + dx : x + dx + width].any()
+        ]
+        if not free:
+            continue
+        to_y, to_x = free[int(torch.randint(len(free), (1,), generator=generator))]
+        frames = int(torch.randint(1, context.shape[1], (1,), generator=generator))
+        sprite = context[row, -1, y : y + height, x : x + width].clone()
+        context[row, -frames:, to_y : to_y + height, to_x : to_x + width] = sprite
+    return context
+
+
 class MapViews:
     """The spatial map's view before each frame of each episode, as play would build it:
     frames 0..t-1 written (sprites kept out), then read at frame t's camera."""

@@ -312,6 +312,60 @@ def test_dropped_sprites_are_drawn_nowhere_in_the_last_frame(tmp_path):
             assert pong.read_frame(last).ball is None  # the ball that moved is gone
 
 
+@pytest.fixture(scope="module")
+def pacman_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pacman")
+    write_dataset("pacman", "seeker", 1, 40, out, seed=2, progress=False)
+    return out
+
+
+def test_copied_sprites_show_one_sprite_tile_twice_in_the_last_frames(pacman_data):
+    from maag.games import pacman
+    from maag.transitions import copy_a_sprite
+
+    batch = TransitionSampler(load_episodes(pacman_data), 4, seed=0).sample(16)
+    rows, hud = torch.arange(16) % 2 == 0, pacman.SPEC.hud_height
+    noise = torch.Generator().manual_seed(0)
+    copied = copy_a_sprite(batch["context"], rows, pacman.sprite_mask, (4, 4), hud, noise)
+    assert torch.equal(copied[~rows], batch["context"][~rows])
+    assert torch.equal(copied[:, 0], batch["context"][:, 0])  # never the oldest frame
+    for new, old in zip(copied[rows].numpy(), batch["context"][rows].numpy(), strict=True):
+        changed = (new != old).any(axis=-1)  # (K, H, W)
+        place = changed[-1]
+        tiles = place[hud:].reshape(14, 4, 16, 4).any(axis=(1, 3))
+        assert tiles.sum() == 1  # one tile, on the grid
+        r, c = np.argwhere(tiles)[0]
+        box = (slice(hud + 4 * r, hud + 4 * r + 4), slice(4 * c, 4 * c + 4))
+        assert not pacman.sprite_mask(old[-1])[box].any()  # where no sprite was
+        assert pacman.sprite_mask(new[-1])[box].all()  # now a sprite is
+        outside = np.ones_like(place)
+        outside[box] = False
+        assert not (changed & outside).any()  # that tile alone, in every frame
+        assert (new[:, box[0], box[1]] == new[-1, box[0], box[1]]).all(axis=(1, 2, 3)).sum() >= 1
+        reading, before = pacman.read_frame(new[-1]), pacman.read_frame(old[-1])
+        sprites = [
+            sum(tile in (pacman.PACMAN, pacman.GHOST) for row in r.tiles for tile in row)
+            for r in (reading, before)
+        ]
+        assert sprites[0] == sprites[1] + 1
+
+
+def test_a_recipe_with_copied_sprites_trains_where_the_view_scrolls_by_tiles(
+    tmp_path, pacman_data, data
+):
+    run = tmp_path / "run"
+    copies = {"numerical": True, "spatial": True, "sprite_copies": 0.5}
+    train_generator(recipe_for(pacman_data, steps=2, **copies), run, progress=False)
+    losses = [
+        json.loads(line)["loss"]
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if "loss" in line
+    ]
+    assert losses and all(np.isfinite(losses))
+    with pytest.raises(MaagError, match="sprite_copies needs a game whose view scrolls by tiles"):
+        train_generator(recipe_for(data, sprite_copies=0.5), tmp_path / "other", progress=False)
+
+
 def test_mirrored_rows_show_the_field_upside_down_with_up_and_down_swapped(tmp_path, data):
     from maag.games import pong
 

@@ -12,7 +12,7 @@ import torch
 from maag.errors import MaagError
 from maag.io import write_atomic
 from maag.spec import GameSpec
-from maag.transitions import drop_new_sprites
+from maag.transitions import copy_a_sprite, drop_new_sprites
 
 from .loop import Recipe, train
 
@@ -48,6 +48,10 @@ class GeneratorRecipe(Recipe):
     # the frame before showed them too: a ball drawn nowhere, which the generator must draw
     # again from the older frames instead of losing it for good (the game's sprite_mask)
     sprite_dropout: float = 0.0
+    # share of examples whose last context frames show one tile of a sprite twice, at its
+    # place and on a neighbouring tile (one scroll step off): a sprite a generator drew where
+    # it was and where it went; the generator must draw it once, where the rules put it
+    sprite_copies: float = 0.0
     # share of examples shown upside down: the field below the HUD flipped top to bottom and
     # the actions swapped as the game's `mirrored_actions` say, for a game whose rules read
     # the same so (Pong): twice the scenes to learn from (never an episode's first step,
@@ -184,8 +188,13 @@ class GeneratorTask:
             )
         if recipe.mirror_share and recipe.spatial:
             raise MaagError("mirror_share does not mirror the spatial map's views: leave it at 0")
-        if recipe.sprite_dropout and self.sprite_mask is None:
-            raise MaagError(f"sprite_dropout needs a game with a sprite_mask; {spec.name} has none")
+        for share in ("sprite_dropout", "sprite_copies"):
+            if getattr(recipe, share) and self.sprite_mask is None:
+                raise MaagError(f"{share} needs a game with a sprite_mask; {spec.name} has none")
+        if recipe.sprite_copies and not all(spec.scroll):
+            raise MaagError(
+                f"sprite_copies needs a game whose view scrolls by tiles; {spec.name}'s does not"
+            )
         self.spec = spec
         self.tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
         self.palette, self.maps = None, None
@@ -265,6 +274,13 @@ class GeneratorTask:
         if recipe.sprite_dropout:
             dropped = torch.rand(len(context), generator=noise) < recipe.sprite_dropout
             context = drop_new_sprites(context, dropped, self.sprite_mask)
+        if recipe.sprite_copies:
+            copied = torch.rand(len(context), generator=noise) < recipe.sprite_copies
+            context = copy_a_sprite(context, copied, self.sprite_mask, self.spec.scroll, hud, noise)
+            if "sprites" in batch:  # the map's sprite mask of the last frame, as in play
+                batch = batch | {"sprites": batch["sprites"].copy()}
+                for row in torch.nonzero(copied).flatten().tolist():
+                    batch["sprites"][row] = self.sprite_mask(context[row, -1].numpy())
         clean = to_unit(context)
         context, level = corrupt(fade_last_change(clean, recipe.fade_share, noise), recipe, noise)
         map_on, keep, cond_ids = None, None, None
