@@ -482,6 +482,13 @@ def test_resume_and_restart_mistakes_are_refused(tmp_path, data):
         train_generator(
             recipe_for(data, decay_lr=True, min_lr=0.5), tmp_path / "high", progress=False
         )
+    for field, value, expected in [
+        ("checkpoint_every", 0, "checkpoint_every must be 1 or more, got 0"),
+        ("log_every", -1, "log_every must be 1 or more, got -1"),
+        ("eval_every", -5, "eval_every must be 0 or more, got -5"),
+    ]:
+        with pytest.raises(MaagError, match=expected):
+            train_generator(recipe_for(data, **{field: value}), tmp_path / field, progress=False)
     pong = tmp_path / "pong"
     write_dataset("pong", "tracker", 1, 10, pong, progress=False)
     with pytest.raises(MaagError, match="cannot change \\['lr'\\]"):

@@ -1,5 +1,6 @@
 """The numerical module: exact record, digit tokens, LogicNet, and the plumbing between them."""
 
+import json
 from collections import Counter
 from types import SimpleNamespace
 
@@ -123,6 +124,25 @@ def test_logicnet_overfits_a_small_set(traveler_data):
     context = stack_context(to_unit(batch["context"]))
     assert torch.equal(net.predict(context, batch["action"]), batch["events"].clamp(max=2))
     assert batch["events"].sum() > 0  # the set holds new buildings to find
+
+
+@pytest.mark.parametrize(("eval_every", "evaluated_at"), [(2, [2, 4, 5]), (0, [5])])
+def test_held_out_scores_are_logged_every_eval_every_steps_and_at_the_last(
+    tmp_path, eval_every, evaluated_at
+):
+    from maag.train.logicnet import train_logicnet
+
+    write_dataset("traveler", "wanderer", 2, 30, tmp_path / "data", seed=1, progress=False)
+    write_dataset("traveler", "wanderer", 1, 30, tmp_path / "val", seed=9, progress=False)
+    recipe = LogicNetRecipe(
+        width=8, steps=5, batch_size=4, log_every=100, eval_every=eval_every,
+        data=str(tmp_path / "data"), val_data=str(tmp_path / "val"),
+    )  # fmt: skip
+    train_logicnet(recipe, tmp_path / "run", progress=False)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    evaluations = [r for r in map(json.loads, lines) if "val_new_building_f1" in r]
+    assert [r["step"] for r in evaluations] == evaluated_at
+    assert all(0 <= r["val_new_building_f1"] <= 1 for r in evaluations)
 
 
 class PerfectEvents(torch.nn.Module):

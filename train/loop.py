@@ -65,9 +65,9 @@ class Recipe:
     mixed_precision: str = "bf16"  # "no", "bf16" or "fp16" (accelerate)
     seed: int = 0
     log_every: int = 25
-    eval_every: int = 500
+    eval_every: int = 500  # and at the last step; 0: at the last step only
     checkpoint_every: int = 250
-    sample_every: int = 0
+    sample_every: int = 0  # and at the last step; 0: never
     keep_checkpoints: int = 2
     init_from: str = ""  # a run (latest EMA) or model folder whose weights start this one
     # share of each batch drawn from transitions where an event fires, the event chosen
@@ -201,6 +201,12 @@ def train(
         raise MaagError("no training data: pass --data DIR")
     if recipe.decay_lr and not 0 <= recipe.min_lr <= recipe.lr:
         raise MaagError(f"min_lr {recipe.min_lr} must lie between 0 and lr {recipe.lr}")
+    for name in ("log_every", "checkpoint_every"):
+        if getattr(recipe, name) < 1:
+            raise MaagError(f"{name} must be 1 or more, got {getattr(recipe, name)}")
+    for name in ("eval_every", "sample_every"):
+        if getattr(recipe, name) < 0:
+            raise MaagError(f"{name} must be 0 or more, got {getattr(recipe, name)}")
     if recipe.hard_count and not recipe.close_call_share:
         raise MaagError("hard_count adds to the close calls: it needs close_call_share")
     if recipe.hard_count < 0 or recipe.hard_candidates < 1:
@@ -314,7 +320,8 @@ def train(
             bar.set_postfix(loss=f"{record['loss']:.5f}", sps=f"{record['samples_per_s']:.0f}")
             if logger:
                 logger.write(record)
-        if main and val_episodes is not None and (step % recipe.eval_every == 0 or last):
+        evaluate_now = last or (recipe.eval_every and step % recipe.eval_every == 0)
+        if main and val_episodes is not None and evaluate_now:
             scores = task.evaluate(ema, val_episodes, recipe)
             logger.write({"step": step, **{f"val_{k}": v for k, v in scores.items()}})
             bar.write(f"step {step}: " + ", ".join(f"val {k} {v:.4g}" for k, v in scores.items()))
