@@ -252,15 +252,28 @@ class TransitionSampler:
             **(self.maps.views(episode, target) if self.maps else {}),
         }
 
-    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+    def pick(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """`count` random (episode, target) pairs, `event_share` of them where an event
+        fires (as in `sample`)."""
+        flat, _ = self._flat(count)
+        steps = self.actions.shape[1]
+        return flat // steps, flat % steps + 1
+
+    def _flat(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """`count` random flat transition indices, and which came from an event class."""
         episodes, steps = self.actions.shape
-        flat = self.rng.integers(episodes * steps, size=batch_size)
-        taken = np.zeros(batch_size, bool)  # rows drawn from a class of their own
+        flat = self.rng.integers(episodes * steps, size=count)
+        taken = np.zeros(count, bool)  # rows drawn from a class of their own
         if self.by_event:
-            taken = self.rng.random(batch_size) < self.event_share
+            taken = self.rng.random(count) < self.event_share
         for i in np.flatnonzero(taken):
             candidates = self.by_event[self.rng.integers(len(self.by_event))]
             flat[i] = candidates[self.rng.integers(len(candidates))]
+        return flat, taken
+
+    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+        steps = self.actions.shape[1]
+        flat, taken = self._flat(batch_size)
         if self.close_calls is not None:
             close = ~taken & (self.rng.random(batch_size) < self.close_call_share)
             picks = self.rng.integers(len(self.close_calls), size=int(close.sum()))

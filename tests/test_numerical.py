@@ -145,6 +145,46 @@ def test_held_out_scores_are_logged_every_eval_every_steps_and_at_the_last(
     assert all(0 <= r["val_new_building_f1"] <= 1 for r in evaluations)
 
 
+def test_logicnet_learns_from_the_generators_drawings_of_its_last_frame(tmp_path):
+    from maag.metrics import psnr
+    from maag.train.logicnet import DrawnFrames, train_logicnet
+
+    spec = get_game("traveler").spec
+    write_dataset("traveler", "wanderer", 2, 30, tmp_path / "data", seed=1, progress=False)
+    episodes = load_episodes(tmp_path / "data")
+    drawn = DrawnFrames(episodes, spec, "models/traveler", 2, count=8, seed=0)
+    assert drawn.frames.shape == (8, 64, 64, 3) and (drawn.target >= 2).all()
+    truth = episodes["frames"][drawn.episode, drawn.target - 1]  # the frame drawn
+    error = ((drawn.frames.astype(float) - truth) ** 2).mean()
+    assert error > 0 and psnr(error) > 20  # drawn, not copied, and close to the engine's
+
+    batch = TransitionSampler(episodes, 2, seed=0).sample(16)
+    mixed = drawn.mixed_into(batch, 0.5, torch.Generator().manual_seed(0))
+    again = torch.Generator().manual_seed(0)  # the same draws: which rows, which drawings
+    swapped = torch.rand(16, generator=again) < 0.5
+    picks = torch.randint(8, (int(swapped.sum()),), generator=again).numpy()
+    kept = 16 - len(picks)
+    assert 0 < kept < 16
+    assert torch.equal(mixed["context"][:kept], batch["context"][~swapped])
+    assert torch.equal(mixed["events"][:kept], batch["events"][~swapped])
+    assert np.array_equal(mixed["context"][kept:, -1].numpy(), drawn.frames[picks])
+    before = episodes["frames"][drawn.episode[picks], drawn.target[picks] - 2]
+    assert np.array_equal(mixed["context"][kept:, 0].numpy(), before)  # the data's
+    events = episodes["events"][drawn.episode[picks], drawn.target[picks]]
+    assert np.array_equal(mixed["events"][kept:].numpy(), events)
+
+    with pytest.raises(MaagError, match="drawn_share needs drawn_model"):
+        LogicNetTask().build(LogicNetRecipe(drawn_share=0.5), spec)
+    with pytest.raises(MaagError, match="drawn_model models/pong plays pong, not traveler"):
+        DrawnFrames(episodes, spec, "models/pong", 2, count=4)
+    recipe = LogicNetRecipe(
+        width=8, steps=2, batch_size=4, eval_every=0, data=str(tmp_path / "data"),
+        drawn_share=0.5, drawn_model="models/traveler", drawn_count=4,
+    )  # fmt: skip
+    train_logicnet(recipe, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "checkpoints" / "step-00000002").is_dir()
+
+
 class PerfectEvents(torch.nn.Module):
     """A stand-in LogicNet that reports the events of an engine driven by the same actions."""
 

@@ -9,6 +9,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from maag.errors import MaagError
 from maag.spec import GameSpec
@@ -26,6 +27,13 @@ class LogicNetRecipe(Recipe):
     lr: float = 1e-3
     steps: int = 2000
     mixed_precision: str = "no"
+    # share of each batch whose last context frame the generator of model folder
+    # drawn_model drew (from the data's frames before it, told the true values, snapped to
+    # its palette, as in play): in play LogicNet reads the generator's frames, not the
+    # engine's. drawn_count such drawings are made before training, half where an event fires
+    drawn_share: float = 0.0
+    drawn_model: str = ""
+    drawn_count: int = 4096
 
 
 def event_scores(predicted: np.ndarray, true: np.ndarray, names: tuple[str, ...]) -> dict:
@@ -41,13 +49,70 @@ def event_scores(predicted: np.ndarray, true: np.ndarray, names: tuple[str, ...]
     return scores
 
 
+class DrawnFrames:
+    """The last context frame of `count` random transitions (half where an event fires)
+    as the generator of the model folder `model_dir` draws it: teacher-forced from the
+    data's frames before it, told the true values and events, both modules on, snapped to
+    the model's palette where it has one. `mixed_into` puts them into LogicNet's batches."""
+
+    def __init__(self, episodes: dict, spec: GameSpec, model_dir: str, context_frames: int,
+                 count: int, seed: int = 0):  # fmt: skip
+        import maag
+        from maag.games import get_game
+        from maag.metrics import draw_next
+        from maag.models.flow import FlowSampler
+        from maag.transitions import MapViews, TransitionSampler
+
+        game = maag.load(model_dir)
+        if game.spec.name != spec.name:
+            raise MaagError(f"drawn_model {model_dir} plays {game.spec.name}, not {spec.name}")
+        maps = None
+        if game.map_inputs:
+            maps = MapViews(episodes, spec, get_game(spec.name).sprite_mask)
+        picker = TransitionSampler(episodes, 1, seed, event_share=0.5)
+        episode, target = picker.pick(count)
+        self.episode, self.target = episode, np.maximum(target, 2)  # a frame 1 or later drawn
+        drawing = TransitionSampler(episodes, game.generator.config.context_frames, maps=maps)
+        sampler, noise = FlowSampler(game.sampler_steps), torch.Generator().manual_seed(seed)
+        drawn = []
+        for start in tqdm(range(0, count, 64), desc="frames drawn for LogicNet", leave=False):
+            rows = slice(start, start + 64)
+            batch = drawing.gather(self.episode[rows], self.target[rows] - 1)
+            with torch.inference_mode():
+                frames = draw_next(game.generator, batch, sampler, noise, game.tokens, maps)
+            frames = np.ascontiguousarray(frames.numpy())
+            if game.palette is not None:
+                frames = np.stack([game.palette.snap(f, spec.hud_height) for f in frames])
+            drawn.append(frames)
+        self.frames = np.concatenate(drawn)
+        self.transitions = TransitionSampler(episodes, context_frames)
+
+    def mixed_into(self, batch: dict, share: float, noise: torch.Generator) -> dict:
+        """`batch` with about `share` of its rows (at random) swapped for drawn ones."""
+        swapped = torch.rand(len(batch["action"]), generator=noise) < share
+        picks = torch.randint(len(self.frames), (int(swapped.sum()),), generator=noise).numpy()
+        drawn = self.transitions.gather(self.episode[picks], self.target[picks])
+        drawn["context"][:, -1] = torch.from_numpy(self.frames[picks])
+        keys = ("context", "action", "chance", "player", "events")
+        return {k: torch.cat([batch[k][~swapped], drawn[k]]) for k in keys}
+
+
 class LogicNetTask:
+    drawn: DrawnFrames | None = None
+
     def build(self, recipe: LogicNetRecipe, spec: GameSpec):
         from maag.models.logicnet import LogicNet
 
         for name in ("alternative_share", "rollout_share"):
             if getattr(recipe, name):
                 raise MaagError(f"{name} is for generators: a LogicNet draws no frames")
+        if not 0 <= recipe.drawn_share <= 1:
+            raise MaagError(f"drawn_share must be within 0..1, got {recipe.drawn_share}")
+        if recipe.drawn_share and not recipe.drawn_model:
+            raise MaagError("drawn_share needs drawn_model: the model folder whose generator draws")
+        if recipe.drawn_count < 1:
+            raise MaagError(f"drawn_count must be 1 or more, got {recipe.drawn_count}")
+        self.spec = spec
         if recipe.focus and spec.follow is None:
             raise MaagError(f"focus looks around a player, but {spec.name}'s camera follows none")
         return LogicNet(
@@ -65,6 +130,8 @@ class LogicNetTask:
     def loss(self, model, batch, recipe: LogicNetRecipe, noise, device):
         from maag.transitions import logicnet_logits
 
+        if self.drawn is not None:
+            batch = self.drawn.mixed_into(batch, recipe.drawn_share, noise)
         logits = logicnet_logits(model, batch, device)
         counts = batch["events"].clamp(max=recipe.max_count).to(device)
         return F.cross_entropy(logits.flatten(0, 1).float(), counts.flatten())
@@ -75,7 +142,13 @@ class LogicNetTask:
         scores = held_out_scores(ema, episodes, count)
         return {f"{name}_f1": s["f1"] for name, s in scores.items()}
 
-    def prepare(self, episodes, recipe):
+    def prepare(self, episodes, recipe: LogicNetRecipe):
+        """With `drawn_share`, the generator's drawings of the last context frames."""
+        if recipe.drawn_share:
+            self.drawn = DrawnFrames(
+                episodes, self.spec, recipe.drawn_model, recipe.context_frames,
+                recipe.drawn_count, recipe.seed,
+            )  # fmt: skip
         return None
 
     def sample(self, path: Path, ema, spec, episodes, recipe) -> None:
