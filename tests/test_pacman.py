@@ -1,4 +1,4 @@
-"""Pac-Man's rules (DESIGN.md and games/pacman.py), its maze files and its frame reader."""
+"""Pac-Man's rules (DESIGN.md and games/pacman/), its maze files and its frame reader."""
 
 import dataclasses
 

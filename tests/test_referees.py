@@ -10,6 +10,7 @@ from maag.bench import play_episode, summarise
 from maag.games import get_game, pacman, pong
 from maag.games.common import hud_band
 from maag.games.pacman import PACMAN, TILE, VIEW_COLS, VIEW_ROWS, PacmanEngine, PacmanReferee
+from maag.games.pacman.engine import _PACMAN_TILE
 from maag.games.pong import PongEngine, PongReferee
 
 PONG, PACMAN_GAME = get_game("pong"), get_game("pacman")
@@ -187,7 +188,7 @@ def pacman_drawn_one_tile_off(engine, step):
     step.frame[y : y + TILE, x : x + TILE] = engine._world[
         r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE
     ]
-    step.frame[y : y + TILE, x_off : x_off + TILE] = pacman._PACMAN_TILE
+    step.frame[y : y + TILE, x_off : x_off + TILE] = _PACMAN_TILE
 
 
 @pytest.mark.parametrize("agent", ["seeker", "random"])
