@@ -65,7 +65,8 @@ def contenders(
 
         rows = [Contender("engine", f"ground-truth engine (control) in {world}", engine)]
     for folder in model_dirs:
-        available = load(folder, game=definition.spec.name).modules  # fails early if bad
+        loaded = load(folder, game=definition.spec.name)  # fails early if bad
+        available, observes = loaded.modules, loaded.observer is not None
         provenance = read_model_config(folder).get("provenance", {})
         step = provenance.get("generator", {}).get("step", "?")
         subsets = [
@@ -78,6 +79,8 @@ def contenders(
                 continue
             described = ", ".join(f"{m} {'on' if on else 'off'}" for m, on in switches.items())
 
+            if observes and modules:
+                described += ", its observer checking the events of each frame drawn"
             if world is not None and switches["spatial"]:
                 described += f", its map pre-filled with {world}"
 

@@ -199,7 +199,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     folder = export_model(
         args.run, args.out, args.start_frames, args.weights, args.logicnet_run, not args.float32,
-        args.sampler_steps, args.reveal_sampler_steps, args.palette,
+        args.sampler_steps, args.reveal_sampler_steps, args.palette, args.observer_run,
     )  # fmt: skip
     print(f"wrote {folder}")
 
@@ -436,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--logicnet-run",
         help="LogicNet run, or a model folder whose LogicNet to take: adds the numerical module",
+    )
+    export.add_argument(
+        "--observer-run",
+        help="LogicNet run trained with observes (or a model folder whose observer to take): "
+        "checks each drawn frame's events, and the record follows what was drawn",
     )
     export.add_argument("--float32", action="store_true", help="store float32 (default float16)")
     export.add_argument("--sampler-steps", type=_positive, help="default steps per frame")

@@ -13,6 +13,7 @@ A model folder plays on its own:
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -79,6 +80,7 @@ class GenerativeGame(Game):
         start_players: np.ndarray | None = None,
         start_bounds: np.ndarray | None = None,
         palette: Palette | None = None,
+        observer: torch.nn.Module | None = None,
     ):
         from maag.models.flow import FlowSampler
         from maag.numerical import DigitTokenizer
@@ -91,16 +93,26 @@ class GenerativeGame(Game):
         self.tokens = DigitTokenizer(spec, with_events) if num_tokens else None
         if self.tokens and self.tokens.num_tokens != generator.config.num_cond_tokens:
             raise MaagError(f"the generator's digit tokens do not match the {spec.name} values")
-        if logicnet is not None:
-            if tuple(logicnet.config.event_names) != spec.event_names:
+        if observer is not None and logicnet is None:
+            raise MaagError("an observer checks what LogicNet decided: the model has no LogicNet")
+        for network, role in ((logicnet, "LogicNet"), (observer, "the observer")):
+            if network is None:
+                continue
+            if tuple(network.config.event_names) != spec.event_names:
                 raise MaagError(
-                    f"LogicNet predicts events {list(logicnet.config.event_names)}, "
+                    f"{role} reads events {list(network.config.event_names)}, "
                     f"but {spec.name} has {list(spec.event_names)}"
                 )
-            if logicnet.config.context_frames > self.context_frames:
-                raise MaagError("LogicNet needs more context frames than the generator keeps")
-            logicnet.eval()
-        self.logicnet = logicnet
+            if network.config.observes != (network is observer):
+                raise MaagError(
+                    "the observer decides events ahead: it was not trained to observe"
+                    if network is observer
+                    else "LogicNet reads frames already drawn: it was trained to observe"
+                )
+            if network.config.context_frames > self.context_frames:
+                raise MaagError(f"{role} needs more context frames than the generator keeps")
+            network.eval()
+        self.logicnet, self.observer = logicnet, observer
         self.map_inputs = generator.config.extra_channels == 4
         self.start_players = self.start_bounds = None
         if spec.follow is not None and (start_players is not None or start_bounds is not None):
@@ -150,6 +162,8 @@ class GenerativeGame(Game):
         if palette is not None and not palette.fits(spec.hud_height):
             raise MaagError(f"the palette has no HUD colours for {spec.name}'s HUD")
         self.palette = palette
+        self.redraws = 1  # frames drawn again per step, at most, where the observer differs
+        self.redrawn = 0  # frames drawn again since reset
 
     def use_custom_map(self, custom: CustomMap) -> None:
         """Start every reset from a user's world: the map pre-filled with it and, where it
@@ -209,7 +223,7 @@ class GenerativeGame(Game):
         self.context = deque([start] * self.context_frames, maxlen=self.context_frames)
         self.record = Record(self.spec, camera=camera, **follow) if self.available else None
         self.map = SpatialMap() if "spatial" in self.available else None
-        self.t = 0
+        self.t = self.redrawn = 0
         self._write_map(start)
         if self.map is not None and self.custom_map is not None:
             custom = self.custom_map
@@ -230,9 +244,7 @@ class GenerativeGame(Game):
 
     def _advance(self, action: int, threads: int) -> Step:
         """One step; the generator runs on `threads` threads, everything else on one."""
-        from maag.models.flow import stack_context, to_uint8, to_unit
-        from maag.numerical import blank_hud
-        from maag.spatial import generator_inputs
+        from maag.models.flow import to_unit
 
         clock = time.perf_counter()
         context = to_unit(torch.from_numpy(np.stack(self.context)))[None]
@@ -241,25 +253,78 @@ class GenerativeGame(Game):
         draws = [int(torch.randint(n, (1,), generator=self.noise)) for n in self.spec.chance]
         chance = torch.tensor([draws]) if draws else None
         clock = self._lap("inputs", clock)
-        events: tuple[str, ...] = ()
-        counts: list[int] = []
-        previous_camera = self.record.camera if self.record is not None else None
-        if self.record is not None:
-            recent = context[:, -self.logicnet.config.context_frames :]
-            player = None
-            if self.logicnet.config.focus:  # where the record has him
-                player = torch.from_numpy(np.subtract([self.record.player], [self.record.camera]))
-            counts = self.logicnet.predict(
-                stack_context(recent), actions, chance=chance, player=player
-            )
-            told = zip(self.spec.events, counts[0].tolist(), strict=True)
-            decided = [0 if event.when else count for event, count in told]
-            names = self.spec.event_names
-            events = tuple(n for n, c in zip(names, decided, strict=True) for _ in range(c))
-            clock = self._lap("logicnet", clock)
-            events = self.record.apply(events, action)  # the record fires the `when` events
-            counts = [events.count(name) for name in names]
-            clock = self._lap("record", clock)
+        start, noise_state = copy.deepcopy(self.record), self.noise.get_state()
+        told = self._decide(context, actions, chance) if self.record is not None else None
+        for attempt in range(self.redraws + 1):
+            if attempt:  # the same noise: the new events are all that is drawn otherwise
+                self.noise.set_state(noise_state)
+                self.record = copy.deepcopy(start)
+            events = self._apply(told, action)
+            pixels = self._draw(context, actions, chance, events, start, threads)
+            if self.observer is None or self.record is None:
+                break
+            clock = time.perf_counter()
+            seen = self._observe(pixels, actions, chance, start)
+            self._lap("observer", clock)
+            if seen == told:
+                break
+            told = seen
+            if attempt == self.redraws:  # the record follows the frame; its HUD lags a step
+                self.record = copy.deepcopy(start)
+                events = self._apply(told, action)
+            else:
+                self.redrawn += 1
+        self.context.append(pixels)
+        self.t += 1
+        if self.map is not None:
+            clock = time.perf_counter()
+            self._write_map(pixels)
+            self._lap("spatial", clock)
+        return self._step(pixels, events, tuple(draws))
+
+    def _decide(
+        self, context: torch.Tensor, actions: torch.Tensor, chance: torch.Tensor | None
+    ) -> list[int]:
+        """LogicNet's counts of the step's events (spec order, the rules' own ones left out)."""
+        from maag.models.flow import stack_context
+
+        clock = time.perf_counter()
+        recent = context[:, -self.logicnet.config.context_frames :]
+        player = None
+        if self.logicnet.config.focus:  # where the record has him
+            player = torch.from_numpy(np.subtract([self.record.player], [self.record.camera]))
+        counts = self.logicnet.predict(stack_context(recent), actions, chance=chance, player=player)
+        self._lap("logicnet", clock)
+        return self._decided(counts[0].tolist())
+
+    def _decided(self, counts: list[int]) -> list[int]:
+        """`counts` with the events the rules fire on their own (`EventSpec.when`) at 0."""
+        return [0 if event.when else n for event, n in zip(self.spec.events, counts, strict=True)]
+
+    def _apply(self, counts: list[int] | None, action: int) -> tuple[str, ...]:
+        """The record takes the step's event `counts` (and fires the rules' own events);
+        returns the step's events. Nothing without a record (the baseline)."""
+        if self.record is None:
+            return ()
+        clock = time.perf_counter()
+        names = self.spec.event_names
+        events = tuple(n for n, c in zip(names, counts, strict=True) for _ in range(c))
+        events = self.record.apply(events, action)
+        self._lap("record", clock)
+        return events
+
+    def _draw(
+        self, context: torch.Tensor, actions: torch.Tensor, chance: torch.Tensor | None,
+        events: tuple[str, ...], start: Any, threads: int,
+    ) -> np.ndarray:  # fmt: skip
+        """The next frame drawn, told the record's values and `events` (and, with the
+        spatial module, the map's view at the record's camera; `start` is the record as
+        the step began)."""
+        from maag.models.flow import stack_context, to_uint8
+        from maag.numerical import blank_hud
+        from maag.spatial import generator_inputs
+
+        clock = time.perf_counter()
         hud = self.spec.hud_height
         base, extra, steps = context[:, -1], None, self.sampler.steps
         if self.map_inputs:
@@ -267,7 +332,7 @@ class GenerativeGame(Game):
             moves, sprites = np.zeros((1, 2), int), None
             if self.spatial:
                 canvas, known, _ = self.map.retrieve(self.record.camera, size)
-                moves[0] = np.subtract(self.record.camera, previous_camera)
+                moves[0] = np.subtract(self.record.camera, start.camera)
                 if self.sprite_mask is not None:
                     sprites = self.sprite_mask(self.context[-1])[None]
                 hidden = sprites[0, hud:] if sprites is not None else False
@@ -280,9 +345,8 @@ class GenerativeGame(Game):
         cond_ids = None
         if self.tokens:
             if self.numerical:
-                ids = self.tokens.encode(
-                    self.record.values, counts if self.tokens.event_names else ()
-                )
+                counts = [events.count(name) for name in self.tokens.event_names]
+                ids = self.tokens.encode(self.record.values, counts)
             else:
                 ids = self.tokens.null()
             cond_ids = torch.tensor([ids])
@@ -297,15 +361,33 @@ class GenerativeGame(Game):
         torch.set_num_threads(1)
         pixels = np.ascontiguousarray(to_uint8(frame[0]).numpy())  # (H, W, 3) in C order
         if self.palette is not None:
-            pixels = self.palette.snap(pixels, self.spec.hud_height)
-        clock = self._lap("generator", clock)
+            pixels = self.palette.snap(pixels, hud)
+        self._lap("generator", clock)
         self.last_sampler_steps = steps
-        self.context.append(pixels)
-        self.t += 1
-        if self.map is not None:
-            self._write_map(pixels)
-            self._lap("spatial", clock)
-        return self._step(pixels, events, tuple(draws))
+        return pixels
+
+    def _observe(
+        self, pixels: np.ndarray, actions: torch.Tensor, chance: torch.Tensor | None,
+        record: Any,
+    ) -> list[int]:  # fmt: skip
+        """The counts of the events (spec order, the rules' own ones left out) the observer
+        reads in the frame just drawn, after the context frames before it; `record` is the
+        record as the step started (where the player stood)."""
+        from maag.transitions import logicnet_logits
+
+        before = list(self.context)[len(self.context) - self.observer.config.context_frames :]
+        batch = {
+            "context": torch.from_numpy(np.stack(before))[None],
+            "target": torch.from_numpy(pixels)[None],
+            "action": actions,
+            "chance": chance if chance is not None else torch.zeros(1, 0, dtype=torch.long),
+            "player": torch.tensor([np.subtract(record.player, record.camera)])
+            if record.player is not None
+            else torch.zeros(1, 0, dtype=torch.long),
+        }
+        with torch.inference_mode():
+            seen = logicnet_logits(self.observer, batch).argmax(dim=-1)[0].tolist()
+        return self._decided(seen)
 
     def save_session(self, path: str | Path) -> None:
         """Write everything the next steps depend on to `path` (atomically): the record,
@@ -418,6 +500,7 @@ def save_model_folder(
     start_players: np.ndarray | None = None,
     start_bounds: np.ndarray | None = None,
     palette: Palette | None = None,
+    observer: Any = None,
 ) -> Path:
     """Write a playable model folder (weights as safetensors, config as JSON).
 
@@ -433,8 +516,9 @@ def save_model_folder(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     generator.save_pretrained(staging / "generator", safe_serialization=True)
-    if logicnet is not None:
-        logicnet.save_pretrained(staging / "logicnet", safe_serialization=True)
+    for part, network in (("logicnet", logicnet), ("observer", observer)):
+        if network is not None:
+            network.save_pretrained(staging / part, safe_serialization=True)
     starts = {
         "frames": np.ascontiguousarray(start_frames),
         "cameras": np.ascontiguousarray(start_cameras, dtype=np.int32),
@@ -513,9 +597,11 @@ def load(
     if game is not None and spec.name != game:
         raise MaagError(f"model {path} is a {spec.name} model, not {game}")
     generator = load_network(FrameDiT, path / "generator", "generator weights")
-    logicnet = None
+    logicnet = observer = None
     if (path / "logicnet").is_dir() and (numerical, spatial) != (False, False):
         logicnet = load_network(LogicNet, path / "logicnet", "LogicNet weights")
+        if (path / "observer").is_dir():
+            observer = load_network(LogicNet, path / "observer", "observer weights")
     try:
         starts = load_file(str(path / "start_frames.safetensors"))
         start_frames, start_cameras = starts["frames"], starts["cameras"]
@@ -547,5 +633,5 @@ def load(
     return GenerativeGame(
         generator, spec, start_frames, steps, seed, logicnet, numerical, start_cameras,
         spatial, definition.sprite_mask if definition else None, reveal_steps,
-        start_players, start_bounds, palette,
+        start_players, start_bounds, palette, observer,
     )  # fmt: skip

@@ -342,9 +342,11 @@ def close_calls(episodes: dict[str, np.ndarray], logicnet, count: int) -> np.nda
 
 
 def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device = "cpu"):
-    """`logicnet`'s logits for a gathered batch: its context frames, action, the rules'
-    draws and, for a LogicNet that looks closer around the player, the player's place."""
+    """`logicnet`'s logits for a gathered batch: its context frames (for an observer the
+    last K - 1 and the target), action, the rules' draws and, for a LogicNet that looks
+    closer around the player, the player's place (at the step's start)."""
     from maag.models.flow import stack_context, to_unit
+    from maag.numerical import blank_hud
 
     player = None
     if logicnet.config.focus:
@@ -354,8 +356,16 @@ def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device 
                 "positions (written before they were stored): write it again with maag data"
             )
         player = batch["player"].to(device)
+    frames = batch["context"]
+    if logicnet.config.observes:  # the step's outcome is its last input frame
+        frames = torch.cat([frames[:, 1:], batch["target"][:, None]], dim=1)
+    frames = to_unit(frames)
+    if logicnet.config.observes:  # the HUD shows what was decided: it reads the scene alone
+        frames = blank_hud(
+            frames, torch.ones(len(frames), dtype=torch.bool), logicnet.config.hud_height
+        )
     return logicnet(
-        stack_context(to_unit(batch["context"])).to(device),
+        stack_context(frames).to(device),
         batch["action"].to(device),
         chance=batch["chance"].to(device),
         player=player,

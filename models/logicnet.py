@@ -10,6 +10,10 @@ Where the camera follows a player (GameSpec.follow), `focus` > 0 adds a closer l
 the record knows), at full resolution. What happens to the player (a wall or a pellet
 ahead, a ghost a tile or two away) then lies at the same place in the window wherever
 the player stands on screen, instead of somewhere in a summary of the whole frame.
+
+An observer (`observes`) is a LogicNet whose last input frame is the step's outcome, not
+its start: it reads which events a frame just drawn shows (everyone back at the start: a
+death), where a LogicNet that decides must foresee them.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class LogicNet(ModelMixin, ConfigMixin):
         chance: tuple[int, ...] = (),
         focus: int = 0,
         hud_height: int = 0,
+        observes: bool = False,
     ):
         super().__init__()
         channels = [3 * context_frames + extra_channels, width, 2 * width, 4 * width, 4 * width]

@@ -16,23 +16,26 @@ def _draws(chance) -> tuple[int, ...]:
 
 
 class Replay(torch.nn.Module):
-    """A stand-in generator that draws a recorded episode's frames; keeps its inputs
-    (base, map channels, condition tokens) in `seen` and the chance draws in `told`."""
+    """A stand-in generator that draws a recorded episode's frames (one per call, or the
+    one `frame_of()` says: the same frame drawn again); keeps its inputs (base, map
+    channels, condition tokens) in `seen` and the chance draws in `told`."""
 
-    def __init__(self, frames, spec: GameSpec, extra_channels=4, tokens=None):
+    def __init__(self, frames, spec: GameSpec, extra_channels=4, tokens=None, frame_of=None):
         super().__init__()
         tokens = tokens or DigitTokenizer(spec)
         self.config = SimpleNamespace(
             context_frames=4, extra_channels=extra_channels, num_cond_tokens=tokens.num_tokens
         )
         self.frames, self.t, self.seen, self.told = frames, 0, [], []
+        self.frame_of = frame_of
 
     def forward(self, noisy, sigma, base, context, action, corruption, extra=None,
                 cond_ids=None, chance=None):  # fmt: skip
         self.t += 1
         self.seen.append((base.clone(), None if extra is None else extra.clone(), cond_ids))
         self.told.append(_draws(chance))
-        return to_unit(torch.from_numpy(self.frames[self.t]))[None] - base
+        index = self.frame_of() if self.frame_of else self.t
+        return to_unit(torch.from_numpy(self.frames[index]))[None] - base
 
 
 class EngineEvents(torch.nn.Module):
@@ -42,7 +45,9 @@ class EngineEvents(torch.nn.Module):
 
     def __init__(self, events, spec: GameSpec, focus: int = 0):
         super().__init__()
-        self.config = SimpleNamespace(event_names=spec.event_names, context_frames=1, focus=focus)
+        self.config = SimpleNamespace(
+            event_names=spec.event_names, context_frames=1, focus=focus, observes=False
+        )
         self.events, self.t, self.told, self.players = events, 0, [], []
 
     def predict(self, context, action, chance=None, player=None):
@@ -51,3 +56,21 @@ class EngineEvents(torch.nn.Module):
         if self.config.focus:
             self.players.append(tuple(player[0].tolist()))
         return torch.from_numpy(self.events[self.t][None].astype(np.int64))
+
+
+class ObservedEvents(torch.nn.Module):
+    """A stand-in observer: certain of the recorded episode's events of the step the game
+    `game_of()` is playing; keeps its input frames in `inputs`."""
+
+    def __init__(self, events, spec: GameSpec, game_of, max_count: int = 2):
+        super().__init__()
+        self.config = SimpleNamespace(
+            event_names=spec.event_names, context_frames=2, focus=0, observes=True,
+            hud_height=spec.hud_height,
+        )  # fmt: skip
+        self.events, self.game_of, self.max_count, self.inputs = events, game_of, max_count, []
+
+    def forward(self, frames, action, chance=None, player=None):
+        self.inputs.append(frames.clone())
+        counts = torch.from_numpy(self.events[self.game_of().t + 1].astype(np.int64))
+        return torch.nn.functional.one_hot(counts, self.max_count + 1).float()[None] * 10

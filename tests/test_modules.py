@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from standins import EngineEvents, Replay
+from standins import EngineEvents, ObservedEvents, Replay
 
 import maag
 from maag.data import generate_episode
@@ -22,13 +22,22 @@ def episode():
     return generate_episode("traveler", "wanderer", 300, seed=8, index=0)
 
 
-def play(episode, numerical=None, spatial=None, before_step=lambda game, t: None, tokens=None):
-    generator = Replay(episode["frames"], SPEC, tokens=tokens)
+def play(
+    episode, numerical=None, spatial=None, before_step=lambda game, t: None, tokens=None,
+    decided=None, observer=None, redraws=1,
+):  # fmt: skip
+    """Play the episode's actions with stand-ins: the generator replays its frames, LogicNet
+    decides its events (or `decided`), an `observer(game_of)` reads them, where given."""
+    frame_of = (lambda: game.t + 1) if observer else None
+    generator = Replay(episode["frames"], SPEC, tokens=tokens, frame_of=frame_of)
     game = GenerativeGame(
-        generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(episode["events"], SPEC),
+        generator, SPEC, episode["frames"][:1],
+        logicnet=EngineEvents(episode["events"] if decided is None else decided, SPEC),
         start_cameras=episode["camera"][:1], numerical=numerical, spatial=spatial,
         sprite_mask=get_game("traveler").sprite_mask,
+        observer=observer(lambda: game) if observer else None,
     )  # fmt: skip
+    game.redraws = redraws
     steps = [game.reset(0)]
     for t, action in enumerate(episode["actions"]):
         before_step(game, t)
@@ -199,3 +208,48 @@ def test_a_generator_trained_with_event_tokens_is_told_the_steps_events(episode)
     assert fired >= 5
     _, generator, _ = play(episode, numerical=False, tokens=tokens)
     assert all(not cond_ids.any() for _, _, cond_ids in generator.seen)
+
+
+def test_the_record_follows_the_events_the_observer_reads_in_each_drawn_frame(episode):
+    """LogicNet decides no event at all; the observer reads the recorded ones in each frame
+    drawn: the record keeps the engine's values, and each step where they differ is drawn
+    again, told the events read (or, with no redraws left, its HUD lags a step)."""
+    quiet = np.zeros_like(episode["events"])
+    fired = [t for t in range(1, len(episode["events"])) if episode["events"][t].any()]
+    assert len(fired) >= 5
+
+    def observed(game_of):
+        return ObservedEvents(episode["events"], SPEC, game_of)
+
+    for redraws in (0, 1):
+        tokens = DigitTokenizer(SPEC, events=True)
+        game, generator, steps = play(
+            episode, tokens=tokens, decided=quiet, observer=observed, redraws=redraws
+        )
+        for t, step in enumerate(steps[1:], start=1):
+            assert step.values == {"score": int(episode["values"][t, 0])}, t
+            assert step.events == ("new_building",) * int(episode["events"][t, 0])
+        assert game.redrawn == redraws * len(fired)
+        assert len(generator.seen) == len(steps) - 1 + game.redrawn
+        told = [ids[0, -1].item() for _, _, ids in generator.seen]  # the event slot
+        assert told.count(tokens.encode({"score": 0}, [1])[-1]) == game.redrawn
+    inputs = game.observer.inputs[0]  # the first step's: the start frame, then the drawn one
+    hud = SPEC.hud_height
+    assert not inputs[..., :hud, :].any()  # the HUD shows what was decided: not read
+    drawn = to_unit(torch.from_numpy(steps[1].frame))
+    assert torch.equal(inputs[0, 3:, hud:], drawn[:, hud:])
+
+
+def test_an_observer_needs_a_logicnet_and_must_observe(episode):
+    from maag.models.logicnet import LogicNet
+
+    generator = Replay(episode["frames"], SPEC)
+    deciding = LogicNet(event_names=SPEC.event_names, width=8)
+    observing = LogicNet(event_names=SPEC.event_names, width=8, observes=True)
+    start = episode["frames"][:1]
+    with pytest.raises(maag.MaagError, match="the model has no LogicNet"):
+        GenerativeGame(generator, SPEC, start, observer=observing)
+    with pytest.raises(maag.MaagError, match="the observer decides events ahead"):
+        GenerativeGame(generator, SPEC, start, logicnet=deciding, observer=deciding)
+    with pytest.raises(maag.MaagError, match="LogicNet reads frames already drawn"):
+        GenerativeGame(generator, SPEC, start, logicnet=observing)

@@ -185,13 +185,79 @@ def test_logicnet_learns_from_the_generators_drawings_of_its_last_frame(tmp_path
     assert (tmp_path / "run" / "checkpoints" / "step-00000002").is_dir()
 
 
+def test_an_observer_reads_the_steps_outcome_drawn_with_its_hud_blanked(tmp_path):
+    """An observer's input frames end with the step's outcome, HUD left unknown; its
+    drawings are outcomes told their own events; it trains and exports beside LogicNet."""
+    from maag.generative import load
+    from maag.metrics import psnr
+    from maag.numerical import blank_hud
+    from maag.train.export import export_model
+    from maag.train.generator import GeneratorRecipe, train_generator
+    from maag.train.logicnet import DrawnFrames, train_logicnet
+    from maag.transitions import logicnet_logits
+
+    spec = get_game("traveler").spec
+    write_dataset("traveler", "wanderer", 2, 30, tmp_path / "data", seed=1, progress=False)
+    episodes = load_episodes(tmp_path / "data")
+    batch = TransitionSampler(episodes, 2, seed=0).sample(8)
+    torch.manual_seed(0)
+    observer = LogicNet(event_names=spec.event_names, width=8, observes=True, hud_height=8)
+    frames = torch.cat([batch["context"][:, 1:], batch["target"][:, None]], dim=1)
+    frames = blank_hud(to_unit(frames), torch.ones(8, dtype=torch.bool), 8)
+    expected = observer(stack_context(frames), batch["action"], chance=batch["chance"])
+    assert torch.equal(logicnet_logits(observer, batch), expected)
+    told_apart = batch["target"].clone()
+    told_apart[:, :8] = 255 - told_apart[:, :8]  # another HUD: the same reading
+    assert torch.equal(logicnet_logits(observer, batch | {"target": told_apart}), expected)
+
+    drawn = DrawnFrames(episodes, spec, "models/traveler", 2, count=8, seed=0, observes=True)
+    truth = episodes["frames"][drawn.episode, drawn.target]  # the outcome drawn
+    assert psnr(((drawn.frames.astype(float) - truth) ** 2).mean()) > 20
+    mixed = drawn.mixed_into(batch, 1.0, torch.Generator().manual_seed(0))
+    again = torch.Generator().manual_seed(0)  # the same draws: every row, which drawings
+    torch.rand(8, generator=again)
+    picks = torch.randint(8, (8,), generator=again).numpy()
+    episode, target = drawn.episode[picks], drawn.target[picks]
+    assert np.array_equal(mixed["target"].numpy(), drawn.frames[picks])
+    assert np.array_equal(mixed["events"].numpy(), episodes["events"][episode, target])
+    assert np.array_equal(mixed["context"][:, -1].numpy(), episodes["frames"][episode, target - 1])
+
+    recipe = LogicNetRecipe(
+        width=8, steps=2, batch_size=4, eval_every=0, data=str(tmp_path / "data"),
+        observes=True, drawn_share=0.5, drawn_model="models/traveler", drawn_count=4,
+    )  # fmt: skip
+    train_logicnet(recipe, tmp_path / "observer", progress=False)
+    generator = GeneratorRecipe(
+        data=str(tmp_path / "data"), preset="XXS", steps=1, batch_size=2, eval_every=0,
+        mixed_precision="no",
+    )  # fmt: skip
+    train_generator(generator, tmp_path / "generator", progress=False)
+    run, out = str(tmp_path / "generator"), tmp_path / "model"
+    folder = export_model(run, str(out), logicnet_run="models/traveler",
+                          observer_run=str(tmp_path / "observer"))  # fmt: skip
+    game = load(folder)
+    assert game.observer is not None and game.observer.config.observes
+    provenance = json.loads((folder / "model.json").read_text())["provenance"]
+    assert provenance["observer"]["step"] == 2
+    game.reset(0)
+    game.step(0)
+    with pytest.raises(MaagError, match="give --logicnet-run too"):
+        export_model(run, str(out), observer_run=str(tmp_path / "observer"))
+    with pytest.raises(MaagError, match="models/traveler has no observer"):
+        export_model(run, str(out), logicnet_run="models/traveler", observer_run="models/traveler")
+    with pytest.raises(MaagError, match="is not a LogicNet that decides"):
+        export_model(run, str(out), logicnet_run=str(tmp_path / "observer"))
+
+
 class PerfectEvents(torch.nn.Module):
     """A stand-in LogicNet that reports the events of an engine driven by the same actions."""
 
     def __init__(self, engine, spec):
         super().__init__()
         self.engine, self.spec = engine, spec
-        self.config = SimpleNamespace(event_names=spec.event_names, context_frames=1, focus=0)
+        self.config = SimpleNamespace(
+            event_names=spec.event_names, context_frames=1, focus=0, observes=False
+        )
         self.next_action = 0
 
     def predict(self, context, action, chance=None, player=None):

@@ -19,6 +19,8 @@ from .checkpoint import CheckpointStore
 from .generator import GeneratorRecipe, GeneratorTask
 from .logicnet import LogicNetRecipe, LogicNetTask
 
+NETWORK_NAMES = {"logicnet": "LogicNet", "observer": "observer"}  # a model folder's parts
+
 
 def restore(run: str, recipe_type: Any, task: Any, weights: str = "ema"):
     """(network, spec, provenance) from a run's latest checkpoint."""
@@ -43,19 +45,28 @@ def restore(run: str, recipe_type: Any, task: Any, weights: str = "ema"):
     return network, spec, provenance, recipe
 
 
-def restore_logicnet(source: str, weights: str = "ema") -> tuple[Any, GameSpec, dict]:
-    """(LogicNet, spec, provenance) from a LogicNet run or from a model folder's LogicNet."""
+def restore_logicnet(
+    source: str, weights: str = "ema", part: str = "logicnet"
+) -> tuple[Any, GameSpec, dict]:
+    """(LogicNet, spec, provenance) from a LogicNet run or from a model folder's LogicNet
+    (`part` "logicnet") or observer ("observer"), checked to be one that observes or not."""
     from maag.generative import load_network, read_model_config
     from maag.models.logicnet import LogicNet
 
+    role = "an observer" if part == "observer" else "a LogicNet that decides"
+    name = NETWORK_NAMES[part]
     if not (Path(source) / "model.json").is_file():
-        return restore(source, LogicNetRecipe, LogicNetTask(), weights)[:3]
-    config = read_model_config(source)
-    if not (Path(source) / "logicnet").is_dir():
-        raise MaagError(f"model {source} has no LogicNet")
-    logicnet = load_network(LogicNet, Path(source) / "logicnet", "LogicNet weights")
-    provenance = {"model": str(source), **config.get("provenance", {}).get("logicnet", {})}
-    return logicnet, GameSpec.from_dict(config["spec"]), provenance
+        restored = restore(source, LogicNetRecipe, LogicNetTask(), weights)[:3]
+    else:
+        config = read_model_config(source)
+        if not (Path(source) / part).is_dir():
+            raise MaagError(f"model {source} has no {name}")
+        network = load_network(LogicNet, Path(source) / part, f"{name} weights")
+        provenance = {"model": str(source), **config.get("provenance", {}).get(part, {})}
+        restored = network, GameSpec.from_dict(config["spec"]), provenance
+    if restored[0].config.observes != (part == "observer"):
+        raise MaagError(f"{source} is not {role}")
+    return restored
 
 
 def export_model(
@@ -68,9 +79,11 @@ def export_model(
     sampler_steps: int | None = None,
     reveal_sampler_steps: int | None = None,
     palette: bool = False,
+    observer_run: str | None = None,
 ) -> Path:
     """Write model folder `out` from generator run `run` (and a LogicNet: a run's latest
-    checkpoint, or the LogicNet of a model folder, provenance and all).
+    checkpoint, or the LogicNet of a model folder, provenance and all; and likewise an
+    observer, which checks what LogicNet decided against each frame drawn).
 
     Weights are stored in float16 unless `half` is off (they load as float32). With
     `palette`, the colours of the run's training frames (HUD band and view apart) become
@@ -80,19 +93,21 @@ def export_model(
     from maag.generative import save_model_folder
 
     generator, spec, provenance, recipe = restore(run, GeneratorRecipe, GeneratorTask(), weights)
-    logicnet = None
-    if logicnet_run is not None:
-        logicnet, logic_spec, logic_provenance = restore_logicnet(logicnet_run, weights)
-        if logic_spec != spec:
+    provenance = {"generator": provenance}
+    if observer_run is not None and logicnet_run is None:
+        raise MaagError("an observer checks what LogicNet decided: give --logicnet-run too")
+    networks = {}
+    for part, source in (("logicnet", logicnet_run), ("observer", observer_run)):
+        if source is None:
+            continue
+        network, network_spec, provenance[part] = restore_logicnet(source, weights, part)
+        if network_spec != spec:
             raise MaagError(
-                f"{logicnet_run} is a {logic_spec.name} LogicNet, {run} a {spec.name} run"
+                f"{source} is a {network_spec.name} {NETWORK_NAMES[part]}, {run} a {spec.name} run"
             )
-        provenance = {"generator": provenance, "logicnet": logic_provenance}
-    else:
-        provenance = {"generator": provenance}
+        networks[part] = network.to(torch.float16) if half else network
     if half:
         generator = generator.to(torch.float16)
-        logicnet = logicnet.to(torch.float16) if logicnet is not None else None
     dataset = Dataset(recipe.data, game=spec.name)
     shard = dataset.load_shard(0)
     frames, cameras = shard["frames"][:start_frames, 0], shard["camera"][:start_frames, 0]
@@ -101,9 +116,10 @@ def export_model(
         players, bounds = start_positions(spec, dataset.shards[0]["seeds"], frames, cameras)
     return save_model_folder(
         out, generator, spec, frames, cameras,
-        sampler_steps or recipe.sampler_steps, provenance, logicnet,
+        sampler_steps or recipe.sampler_steps, provenance, networks.get("logicnet"),
         recipe.reveal_sampler_steps if reveal_sampler_steps is None else reveal_sampler_steps,
         players, bounds, data_palette(dataset, spec.hud_height) if palette else None,
+        networks.get("observer"),
     )  # fmt: skip
 
 

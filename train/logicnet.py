@@ -24,10 +24,12 @@ class LogicNetRecipe(Recipe):
     width: int = 32
     max_count: int = 2
     focus: int = 0  # pixels of a closer look around the player (GameSpec.follow); 0: none
+    # an observer: its last input frame is the step's outcome; it reads what a frame shows
+    observes: bool = False
     lr: float = 1e-3
     steps: int = 2000
     mixed_precision: str = "no"
-    # share of each batch whose last context frame the generator of model folder
+    # share of each batch whose last input frame the generator of model folder
     # drawn_model drew (from the data's frames before it, told the true values, snapped to
     # its palette, as in play): in play LogicNet reads the generator's frames, not the
     # engine's. drawn_count such drawings are made before training, half where an event fires
@@ -50,13 +52,15 @@ def event_scores(predicted: np.ndarray, true: np.ndarray, names: tuple[str, ...]
 
 
 class DrawnFrames:
-    """The last context frame of `count` random transitions (half where an event fires)
-    as the generator of the model folder `model_dir` draws it: teacher-forced from the
-    data's frames before it, told the true values and events, both modules on, snapped to
-    the model's palette where it has one. `mixed_into` puts them into LogicNet's batches."""
+    """The last input frame of `count` random transitions (half where an event fires) as
+    the generator of the model folder `model_dir` draws it: teacher-forced from the data's
+    frames before it, told the true values and events, both modules on, snapped to the
+    model's palette where it has one. That frame is the last context frame of the
+    transition after it or, for an observer (`observes`), the outcome of the transition
+    into it, whose events it was told. `mixed_into` puts them into LogicNet's batches."""
 
     def __init__(self, episodes: dict, spec: GameSpec, model_dir: str, context_frames: int,
-                 count: int, seed: int = 0):  # fmt: skip
+                 count: int, seed: int = 0, observes: bool = False):  # fmt: skip
         import maag
         from maag.games import get_game
         from maag.metrics import draw_next
@@ -72,12 +76,14 @@ class DrawnFrames:
         picker = TransitionSampler(episodes, 1, seed, event_share=0.5)
         episode, target = picker.pick(count)
         self.episode, self.target = episode, np.maximum(target, 2)  # a frame 1 or later drawn
+        self.observes = observes
+        drawn_at = self.target if observes else self.target - 1
         drawing = TransitionSampler(episodes, game.generator.config.context_frames, maps=maps)
         sampler, noise = FlowSampler(game.sampler_steps), torch.Generator().manual_seed(seed)
         drawn = []
         for start in tqdm(range(0, count, 64), desc="frames drawn for LogicNet", leave=False):
             rows = slice(start, start + 64)
-            batch = drawing.gather(self.episode[rows], self.target[rows] - 1)
+            batch = drawing.gather(self.episode[rows], drawn_at[rows])
             with torch.inference_mode():
                 frames = draw_next(game.generator, batch, sampler, noise, game.tokens, maps)
             frames = np.ascontiguousarray(frames.numpy())
@@ -92,8 +98,12 @@ class DrawnFrames:
         swapped = torch.rand(len(batch["action"]), generator=noise) < share
         picks = torch.randint(len(self.frames), (int(swapped.sum()),), generator=noise).numpy()
         drawn = self.transitions.gather(self.episode[picks], self.target[picks])
-        drawn["context"][:, -1] = torch.from_numpy(self.frames[picks])
-        keys = ("context", "action", "chance", "player", "events")
+        frames = torch.from_numpy(self.frames[picks])
+        if self.observes:
+            drawn["target"] = frames
+        else:
+            drawn["context"][:, -1] = frames
+        keys = ("context", "target", "action", "chance", "player", "events")
         return {k: torch.cat([batch[k][~swapped], drawn[k]]) for k in keys}
 
 
@@ -125,6 +135,7 @@ class LogicNetTask:
             chance=spec.chance,
             focus=recipe.focus,
             hud_height=spec.hud_height,
+            observes=recipe.observes,
         )
 
     def loss(self, model, batch, recipe: LogicNetRecipe, noise, device):
@@ -147,7 +158,7 @@ class LogicNetTask:
         if recipe.drawn_share:
             self.drawn = DrawnFrames(
                 episodes, self.spec, recipe.drawn_model, recipe.context_frames,
-                recipe.drawn_count, recipe.seed,
+                recipe.drawn_count, recipe.seed, recipe.observes,
             )  # fmt: skip
         return None
 
