@@ -195,11 +195,25 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from maag.train.export import export_model
+    from maag.train.export import export_model, repack_model
 
+    if args.model:
+        settings = ("sampler_steps", "reveal_sampler_steps", "start_frames", "palette")
+        given = [
+            f"--{n.replace('_', '-')}" for n in settings if getattr(args, n) not in (None, False)
+        ]
+        if given:
+            raise MaagError(f"{', '.join(given)}: a model folder keeps its own (drop --model)")
+        folder = repack_model(
+            args.model, args.out, args.logicnet_run, args.observer_run, args.weights,
+            not args.float32,
+        )  # fmt: skip
+        print(f"wrote {folder}")
+        return
     folder = export_model(
-        args.run, args.out, args.start_frames, args.weights, args.logicnet_run, not args.float32,
-        args.sampler_steps, args.reveal_sampler_steps, args.palette, args.observer_run,
+        args.run, args.out, args.start_frames or 8, args.weights, args.logicnet_run,
+        not args.float32, args.sampler_steps, args.reveal_sampler_steps, args.palette,
+        args.observer_run,
     )  # fmt: skip
     print(f"wrote {folder}")
 
@@ -429,9 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a model folder (generator weights, start frames, model.json) from "
         "a run's latest checkpoint.",
     )
-    export.add_argument("--run", required=True, help="training run folder")
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="generator training run folder")
+    source.add_argument(
+        "--model",
+        help="model folder to take the generator, start frames and settings from, as they "
+        "are: with --logicnet-run or --observer-run, to give it another one",
+    )
     export.add_argument("--out", required=True, help="model folder to write (e.g. models/traveler)")
-    export.add_argument("--start-frames", type=_positive, default=8, help="start frames to keep")
+    export.add_argument("--start-frames", type=_positive, help="start frames to keep (default 8)")
     export.add_argument("--weights", choices=("ema", "model"), default="ema")
     export.add_argument(
         "--logicnet-run",

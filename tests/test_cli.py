@@ -48,6 +48,14 @@ def test_every_command_explains_itself(argv, capsys):
             "the traveler engine plays its own world only",
         ),
         (["play", "pacman", "--engine", "--map", "nowhere.txt"], "cannot read maze nowhere.txt"),
+        (
+            ["export", "--model", TRAVELER_MODEL, "--palette", "--out", "m"],
+            "--palette: a model folder keeps its own",
+        ),
+        (
+            ["export", "--model", TRAVELER_MODEL, "--observer-run", TRAVELER_MODEL, "--out", "m"],
+            "has no observer",
+        ),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):

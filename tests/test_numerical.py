@@ -191,7 +191,7 @@ def test_an_observer_reads_the_steps_outcome_drawn_with_its_hud_blanked(tmp_path
     from maag.generative import load
     from maag.metrics import psnr
     from maag.numerical import blank_hud
-    from maag.train.export import export_model
+    from maag.train.export import export_model, repack_model
     from maag.train.generator import GeneratorRecipe, train_generator
     from maag.train.logicnet import DrawnFrames, train_logicnet
     from maag.transitions import logicnet_logits
@@ -241,6 +241,16 @@ def test_an_observer_reads_the_steps_outcome_drawn_with_its_hud_blanked(tmp_path
     assert provenance["observer"]["step"] == 2
     game.reset(0)
     game.step(0)
+    repacked = load(repack_model("models/traveler", str(tmp_path / "r"), observer_run=str(folder)))
+    shipped = load("models/traveler")
+    assert repacked.observer is not None
+    for network in ("generator", "logicnet"):
+        weights = getattr(shipped, network).state_dict()
+        for name, weight in getattr(repacked, network).state_dict().items():
+            assert torch.equal(weights[name], weight), name
+    assert np.array_equal(repacked.start_frames, shipped.start_frames)
+    with pytest.raises(MaagError, match="has no LogicNet for an observer to check"):
+        repack_model("models/traveler-baseline", str(tmp_path / "r"), observer_run=str(folder))
     with pytest.raises(MaagError, match="give --logicnet-run too"):
         export_model(run, str(out), observer_run=str(tmp_path / "observer"))
     with pytest.raises(MaagError, match="models/traveler has no observer"):

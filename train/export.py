@@ -96,16 +96,8 @@ def export_model(
     provenance = {"generator": provenance}
     if observer_run is not None and logicnet_run is None:
         raise MaagError("an observer checks what LogicNet decided: give --logicnet-run too")
-    networks = {}
-    for part, source in (("logicnet", logicnet_run), ("observer", observer_run)):
-        if source is None:
-            continue
-        network, network_spec, provenance[part] = restore_logicnet(source, weights, part)
-        if network_spec != spec:
-            raise MaagError(
-                f"{source} is a {network_spec.name} {NETWORK_NAMES[part]}, {run} a {spec.name} run"
-            )
-        networks[part] = network.to(torch.float16) if half else network
+    sources = {"logicnet": logicnet_run, "observer": observer_run}
+    networks = _restore_networks(sources, spec, run, weights, half, provenance)
     if half:
         generator = generator.to(torch.float16)
     dataset = Dataset(recipe.data, game=spec.name)
@@ -121,6 +113,53 @@ def export_model(
         players, bounds, data_palette(dataset, spec.hud_height) if palette else None,
         networks.get("observer"),
     )  # fmt: skip
+
+
+def repack_model(
+    model: str, out: str, logicnet_run: str | None = None, observer_run: str | None = None,
+    weights: str = "ema", half: bool = True,
+) -> Path:  # fmt: skip
+    """Write model folder `out` from model folder `model` (generator, start frames,
+    palette, sampler settings and provenance as they are) with its LogicNet or observer
+    taken from `logicnet_run` or `observer_run` (a run or a model folder) where given."""
+    from maag.generative import load, read_model_config, save_model_folder
+
+    game = load(model)
+    config = read_model_config(model)
+    provenance = dict(config.get("provenance", {}))
+    sources = {"logicnet": logicnet_run, "observer": observer_run}
+    networks = _restore_networks(sources, game.spec, model, weights, half, provenance)
+    kept = {"logicnet": game.logicnet, "observer": game.observer}
+    networks = {part: networks.get(part, kept[part]) for part in kept}
+    if networks["observer"] is not None and networks["logicnet"] is None:
+        raise MaagError(f"{model} has no LogicNet for an observer to check: give --logicnet-run")
+    generator = game.generator.to(torch.float16) if half else game.generator
+    return save_model_folder(
+        out, generator, game.spec, game.start_frames, game.start_cameras,
+        config.get("sampler_steps", 1), provenance, networks["logicnet"],
+        config.get("reveal_sampler_steps", 0), game.start_players, game.start_bounds,
+        game.palette, networks["observer"],
+    )  # fmt: skip
+
+
+def _restore_networks(
+    sources: dict[str, str | None], spec: GameSpec, source_of_generator: str, weights: str,
+    half: bool, provenance: dict,
+) -> dict[str, Any]:  # fmt: skip
+    """The LogicNet and observer of each part's source given (a run or a model folder),
+    checked to play `spec`; their provenance goes into `provenance`."""
+    networks = {}
+    for part, source in sources.items():
+        if source is None:
+            continue
+        network, network_spec, provenance[part] = restore_logicnet(source, weights, part)
+        if network_spec != spec:
+            raise MaagError(
+                f"{source} is a {network_spec.name} {NETWORK_NAMES[part]}, "
+                f"{source_of_generator} a {spec.name} generator"
+            )
+        networks[part] = network.to(torch.float16) if half else network
+    return networks
 
 
 def data_palette(dataset: Any, hud_height: int) -> Palette:
