@@ -65,6 +65,7 @@ def cmd_data(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         progress=not args.quiet,
         world=args.map,
+        model=args.model,
     )
     print(f"wrote {manifest}")
 
@@ -326,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--map",
         help="play in your world instead of the game's own (Pac-Man: a maze file in the text "
         "format of games/mazes/classic.txt)",
+    )
+    data.add_argument(
+        "--model",
+        help="play the episodes on this model folder instead of the engine: its drawn frames, "
+        "with the values and events the game's referee reads in them (data for an observer)",
     )
     data.add_argument("--quiet", action="store_true", help="no progress bar")
     data.set_defaults(handler=cmd_data)

@@ -26,10 +26,15 @@ N of them in all:
   alt_events  uint8 (N, K)
   alt_camera  int32 (N, 2)
 Shards written before alternatives existed lack the alt_* arrays and read as holding none.
+
+Episodes played by a model folder (`model`) hold its drawn frames, the record's camera
+and player, and for values and events what the game's referee reads in each drawn frame:
+what the rules say the frames show, which an observer learns to read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 from collections.abc import Iterator
@@ -60,17 +65,23 @@ def episode_seeds(seed: int, index: int) -> tuple[int, int]:
 
 
 def generate_episode(
-    game: str, agent: str, steps: int, seed: int, index: int, world: str | None = None
-) -> dict:
+    game: str, agent: str, steps: int, seed: int, index: int, world: str | None = None,
+    model: str | None = None,
+) -> dict:  # fmt: skip
     """Play one episode of `game` with a scripted agent, in the custom world file `world`
-    where one is given; arrays as in the module docstring (alt_step holding only the frame
-    index t)."""
+    where one is given, on the engine or, with `model`, on that model folder (values and
+    events as the referee reads them); arrays as in the module docstring (alt_step holding
+    only the frame index t)."""
     from maag.games import get_game, make_agent
 
     definition = get_game(game)
     spec = definition.spec
     engine_seed, agent_seed = episode_seeds(seed, index)
-    if world is None:
+    referee = None
+    if model is not None:
+        engine = _played(model, game, engine_seed, world)
+        referee = definition.referee() if world is None else definition.referee(world)
+    elif world is None:
         engine = definition.engine(engine_seed)
     else:
         engine = definition.engine_in_map(engine_seed, world)
@@ -85,6 +96,8 @@ def generate_episode(
     player = np.zeros((steps + 1, 2 if spec.follow else 0), dtype=np.int32)
     alternatives: dict[str, list] = {key: [] for key in ("alt_step", *ALTERNATIVES)}
     step = engine.reset(engine_seed)
+    if referee is not None:
+        step = _as_read(step, referee.start(definition.read_frame(step.frame)))
     for t in range(steps + 1):
         frames[t], values[t], events[t], camera[t] = _arrays(spec, step)
         chance[t] = step.chance or 0
@@ -92,12 +105,15 @@ def generate_episode(
             player[t] = step.player
         if t < steps:
             actions[t] = scripted.act(step)
-            other = engine.alternative(int(actions[t]))
+            other = engine.alternative(int(actions[t])) if referee is None else None
             if other is not None:
                 alternatives["alt_step"].append(t + 1)
                 for key, array in zip(ALTERNATIVES, _arrays(spec, other), strict=True):
                     alternatives[key].append(array)
             step = engine.step(int(actions[t]))
+            if referee is not None:
+                reading = definition.read_frame(step.frame)
+                step = _as_read(step, referee.judge(int(actions[t]), reading))
     none = no_alternatives(spec)
     return {
         "frames": frames,
@@ -110,6 +126,24 @@ def generate_episode(
         "alt_step": np.array(alternatives.pop("alt_step"), dtype=np.int64),
         **{key: np.stack(rows) if rows else none[key] for key, rows in alternatives.items()},
     }
+
+
+def _played(model: str, game: str, seed: int, world: str | None) -> Any:
+    """Model folder `model` as a game to play data on (its map pre-filled with `world`)."""
+    from maag.games import get_game
+    from maag.generative import load
+
+    played = load(model, game=game, seed=seed)
+    if not played.available:
+        raise MaagError(f"{model} keeps no record (a baseline): it cannot play data episodes")
+    if world is not None:
+        played.use_custom_map(get_game(game).custom_map(world))
+    return played
+
+
+def _as_read(step: Step, judgement: Any) -> Step:
+    """`step` with the values and events the referee read in its frame."""
+    return dataclasses.replace(step, values=dict(judgement.values), events=judgement.events)
 
 
 def alternative_shapes(spec: GameSpec, count: int) -> dict[str, tuple[int, ...]]:
@@ -149,6 +183,7 @@ class _ShardJob:
     seed: int
     episodes: tuple[int, int]  # [start, stop)
     world: str | None  # a custom world file, or None for the game's own
+    model: str | None  # a model folder playing the episodes, or None for the engine
 
 
 def shard_name(index: int) -> str:
@@ -157,7 +192,7 @@ def shard_name(index: int) -> str:
 
 def _write_shard(job: _ShardJob) -> dict[str, Any]:
     episodes = [
-        generate_episode(job.game, job.agent, job.steps, job.seed, i, job.world)
+        generate_episode(job.game, job.agent, job.steps, job.seed, i, job.world, job.model)
         for i in range(*job.episodes)
     ]
     arrays = {key: np.stack([e[key] for e in episodes]) for key in ARRAYS}
@@ -200,9 +235,12 @@ def write_dataset(
     overwrite: bool = False,
     progress: bool = True,
     world: str | Path | None = None,
+    model: str | Path | None = None,
 ) -> Path:
     """Generate this machine's part (`shard_index` of `num_shards`) of a dataset into `out`,
-    played in the custom world file `world` (e.g. a Pac-Man maze) where one is given.
+    played in the custom world file `world` (e.g. a Pac-Man maze) where one is given, on
+    the engine or on model folder `model` (values and events as the game's referee reads
+    the frames it draws).
 
     Returns the manifest path. Episode seeds depend only on `seed` and the episode
     index, so the same dataset comes out however the work is split.
@@ -219,6 +257,11 @@ def write_dataset(
         world = str(Path(world).resolve())
         definition.engine_in_map(0, world)  # a damaged file fails here, in one line
         world_sha256 = sha256_bytes(Path(world).read_bytes())
+    if model is not None:
+        if definition.referee is None:
+            raise MaagError(f"{game} has no referee to read a model's frames")
+        model = str(Path(model).resolve())
+        _played(model, game, 0, None if world is None else str(world))  # fails here if bad
     for name, number, least in (
         ("episodes", episodes, 1),
         ("steps", steps, 1),
@@ -237,7 +280,17 @@ def write_dataset(
     per_shard = episodes_per_shard or max(1, SHARD_TARGET_BYTES // ((steps + 1) * frame_bytes))
     starts = range(0, episodes, per_shard)
     jobs = [
-        _ShardJob(str(out), j, game, agent, steps, seed, (s, min(s + per_shard, episodes)), world)
+        _ShardJob(
+            str(out),
+            j,
+            game,
+            agent,
+            steps,
+            seed,
+            (s, min(s + per_shard, episodes)),
+            world,
+            None if model is None else str(model),
+        )
         for j, s in enumerate(starts)
         if j % num_shards == shard_index
     ]
@@ -266,6 +319,7 @@ def write_dataset(
         "steps": steps,
         "episodes": episodes,
         "map_sha256": world_sha256,
+        "model": model,
         "episodes_per_shard": per_shard,
         "shard_index": shard_index,
         "num_shards": num_shards,
@@ -288,7 +342,16 @@ class Dataset:
         parts = [_read_manifest(m) for m in manifests]
         first = parts[0]
         for part, path_ in zip(parts, manifests, strict=True):
-            for key in ("game", "spec", "steps", "seed", "episodes", "agent", "map_sha256"):
+            for key in (
+                "game",
+                "spec",
+                "steps",
+                "seed",
+                "episodes",
+                "agent",
+                "map_sha256",
+                "model",
+            ):
                 if part.get(key) != first.get(key):
                     raise MaagError(f"{path_.name} disagrees with {manifests[0].name} on {key}")
         self.manifest = first

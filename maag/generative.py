@@ -381,7 +381,7 @@ class GenerativeGame(Game):
             "target": torch.from_numpy(pixels)[None],
             "action": actions,
             "chance": chance if chance is not None else torch.zeros(1, 0, dtype=torch.long),
-            "player": torch.tensor([np.subtract(record.player, record.camera)])
+            "player": torch.from_numpy(np.subtract([record.player], [record.camera]))
             if record.player is not None
             else torch.zeros(1, 0, dtype=torch.long),
         }

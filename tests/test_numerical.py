@@ -259,6 +259,44 @@ def test_an_observer_reads_the_steps_outcome_drawn_with_its_hud_blanked(tmp_path
         export_model(run, str(out), logicnet_run=str(tmp_path / "observer"))
 
 
+def test_played_data_holds_the_models_frames_read_by_the_referee(tmp_path):
+    """`maag data --model`: the frames a model draws, with the values and events the
+    game's referee reads in them; they fill `played_share` of an observer's batches."""
+    from maag.train.logicnet import PlayedFrames
+
+    definition = get_game("traveler")
+    write_dataset(
+        "traveler", "wanderer", 2, 20, tmp_path / "played", seed=4, progress=False,
+        model="models/traveler",
+    )  # fmt: skip
+    episodes = load_episodes(tmp_path / "played")
+    for e in range(2):
+        referee = definition.referee()
+        judgement = referee.start(definition.read_frame(episodes["frames"][e, 0]))
+        for t in range(1, 21):
+            reading = definition.read_frame(episodes["frames"][e, t])
+            judgement = referee.judge(int(episodes["actions"][e, t - 1]), reading)
+            counts = [judgement.events.count(n) for n in definition.spec.event_names]
+            assert episodes["events"][e, t].tolist() == counts
+            assert episodes["values"][e, t].tolist() == [judgement.values["score"]]
+    write_dataset("traveler", "wanderer", 2, 20, tmp_path / "engine", seed=5, progress=False)
+    batch = TransitionSampler(load_episodes(tmp_path / "engine"), 2, seed=0).sample(16)
+    played = PlayedFrames([str(tmp_path / "played")], definition.spec, 2, event_share=0.5)
+    mixed = played.mixed_into(batch, 0.5, torch.Generator().manual_seed(0))
+    swapped = torch.rand(16, generator=torch.Generator().manual_seed(0)) < 0.5
+    kept = 16 - int(swapped.sum())
+    assert 0 < kept < 16 and torch.equal(mixed["target"][:kept], batch["target"][~swapped])
+    drawn = episodes["frames"].reshape(-1, *episodes["frames"].shape[2:])
+    for target in mixed["target"][kept:].numpy():
+        assert (drawn == target).all(axis=(1, 2, 3)).any()  # a frame the model drew
+    with pytest.raises(MaagError, match="keeps no record"):
+        write_dataset(
+            "traveler", "wanderer", 1, 5, tmp_path / "b", model="models/traveler-baseline"
+        )
+    with pytest.raises(MaagError, match="played_share needs played_data"):
+        LogicNetTask().build(LogicNetRecipe(played_share=0.5), definition.spec)
+
+
 class PerfectEvents(torch.nn.Module):
     """A stand-in LogicNet that reports the events of an engine driven by the same actions."""
 

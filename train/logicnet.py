@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,6 +36,11 @@ class LogicNetRecipe(Recipe):
     drawn_share: float = 0.0
     drawn_model: str = ""
     drawn_count: int = 4096
+    # share of each batch from episodes a model played (`maag data --model`): its drawn
+    # frames, with the events the game's referee reads in them; `event_share` of those rows
+    # from transitions where an event fires
+    played_share: float = 0.0
+    played_data: list[str] = field(default_factory=list)
 
 
 def event_scores(predicted: np.ndarray, true: np.ndarray, names: tuple[str, ...]) -> dict:
@@ -103,12 +108,48 @@ class DrawnFrames:
             drawn["target"] = frames
         else:
             drawn["context"][:, -1] = frames
-        keys = ("context", "target", "action", "chance", "player", "events")
-        return {k: torch.cat([batch[k][~swapped], drawn[k]]) for k in keys}
+        return swapped_rows(batch, swapped, drawn)
+
+
+class PlayedFrames:
+    """Transitions of episodes a model played, read by the game's referee (`maag data
+    --model`); `mixed_into` puts them into LogicNet's batches, `event_share` of them where
+    an event fires (the event class chosen evenly, as `TransitionSampler` does)."""
+
+    def __init__(self, folders: list[str], spec: GameSpec, context_frames: int, event_share: float):
+        from maag.transitions import TransitionSampler, load_episodes
+
+        episodes = load_episodes(folders[0], game=spec.name, more=folders[1:])
+        self.transitions = TransitionSampler(episodes, context_frames)
+        self.episodes, self.steps = episodes["actions"].shape
+        self.event_share = event_share
+
+    def mixed_into(self, batch: dict, share: float, noise: torch.Generator) -> dict:
+        """`batch` with about `share` of its rows (at random) swapped for played ones."""
+        swapped = torch.rand(len(batch["action"]), generator=noise) < share
+        count = int(swapped.sum())
+        flat = torch.randint(self.episodes * self.steps, (count,), generator=noise).numpy()
+        classes = self.transitions.by_event
+        at_events = (torch.rand(count, generator=noise) < self.event_share).tolist()
+        which = torch.randint(max(len(classes), 1), (count,), generator=noise).tolist()
+        where = torch.rand(count, generator=noise).tolist()
+        for row in range(count):
+            if classes and at_events[row]:
+                members = classes[which[row]]
+                flat[row] = members[int(where[row] * len(members))]
+        played = self.transitions.gather(flat // self.steps, flat % self.steps + 1)
+        return swapped_rows(batch, swapped, played)
+
+
+def swapped_rows(batch: dict, swapped: torch.Tensor, rows: dict) -> dict:
+    """`batch`'s rows not `swapped`, then `rows` (as many as are swapped)."""
+    keys = ("context", "target", "action", "chance", "player", "events")
+    return {k: torch.cat([batch[k][~swapped], rows[k]]) for k in keys}
 
 
 class LogicNetTask:
     drawn: DrawnFrames | None = None
+    played: PlayedFrames | None = None
 
     def build(self, recipe: LogicNetRecipe, spec: GameSpec):
         from maag.models.logicnet import LogicNet
@@ -122,6 +163,10 @@ class LogicNetTask:
             raise MaagError("drawn_share needs drawn_model: the model folder whose generator draws")
         if recipe.drawn_count < 1:
             raise MaagError(f"drawn_count must be 1 or more, got {recipe.drawn_count}")
+        if not 0 <= recipe.played_share <= 1:
+            raise MaagError(f"played_share must be within 0..1, got {recipe.played_share}")
+        if recipe.played_share and not recipe.played_data:
+            raise MaagError("played_share needs played_data: folders of `maag data --model`")
         self.spec = spec
         if recipe.focus and spec.follow is None:
             raise MaagError(f"focus looks around a player, but {spec.name}'s camera follows none")
@@ -143,6 +188,8 @@ class LogicNetTask:
 
         if self.drawn is not None:
             batch = self.drawn.mixed_into(batch, recipe.drawn_share, noise)
+        if self.played is not None:
+            batch = self.played.mixed_into(batch, recipe.played_share, noise)
         logits = logicnet_logits(model, batch, device)
         counts = batch["events"].clamp(max=recipe.max_count).to(device)
         return F.cross_entropy(logits.flatten(0, 1).float(), counts.flatten())
@@ -154,7 +201,12 @@ class LogicNetTask:
         return {f"{name}_f1": s["f1"] for name, s in scores.items()}
 
     def prepare(self, episodes, recipe: LogicNetRecipe):
-        """With `drawn_share`, the generator's drawings of the last context frames."""
+        """With `drawn_share`, the generator's drawings of the last context frames; with
+        `played_share`, the episodes a model played."""
+        if recipe.played_share:
+            self.played = PlayedFrames(
+                recipe.played_data, self.spec, recipe.context_frames, recipe.event_share
+            )
         if recipe.drawn_share:
             self.drawn = DrawnFrames(
                 episodes, self.spec, recipe.drawn_model, recipe.context_frames,
