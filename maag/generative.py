@@ -33,7 +33,7 @@ from maag.palette import Palette
 from maag.spec import CustomMap, Game, GameSpec, Step
 
 MODEL_FORMAT = "maag-model/1"
-MODULE_PARTS = ("logicnet", "record", "spatial")  # the parts of `timings` the modules take
+MODULE_PARTS = ("logicnet", "record", "spatial", "observer")  # `timings` parts the modules take
 SESSION_FORMAT = "maag-session/1"
 
 

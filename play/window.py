@@ -82,7 +82,13 @@ HELP = (
     ("H", "show / hide this help"),
     ("Esc / Q", "quit"),
 )
-TIMING_NAMES = {"generator": "gen", "logicnet": "logic", "spatial": "map", "inputs": "in"}
+TIMING_NAMES = {
+    "generator": "gen",
+    "logicnet": "logic",
+    "observer": "obs",
+    "spatial": "map",
+    "inputs": "in",
+}
 
 
 def action_for_key(game: Game, key: int) -> int | None:
