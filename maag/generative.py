@@ -112,6 +112,8 @@ class GenerativeGame(Game):
             if network.config.context_frames > self.context_frames:
                 raise MaagError(f"{role} needs more context frames than the generator keeps")
             network.eval()
+        if logicnet is not None and logicnet.config.extra_channels:
+            raise MaagError("LogicNet reads the map's view at a camera it has yet to decide")
         self.logicnet, self.observer = logicnet, observer
         self.map_inputs = generator.config.extra_channels == 4
         self.start_players = self.start_bounds = None
@@ -145,6 +147,8 @@ class GenerativeGame(Game):
                 raise MaagError(f"this model has no {name} module")
         # a module asked off here is left out altogether; one left at None can be switched
         self.available = tuple(m for m in has if has[m] and wanted[m] is not False)
+        if observer and observer.config.extra_channels and "spatial" not in self.available:
+            raise MaagError("the observer reads the spatial map: it is not there or left out")
         self.numerical = "numerical" in self.available
         self.spatial = "spatial" in self.available
         self.sprite_mask = sprite_mask
@@ -385,6 +389,10 @@ class GenerativeGame(Game):
             if record.player is not None
             else torch.zeros(1, 0, dtype=torch.long),
         }
+        if self.observer.config.extra_channels:  # the map's view where the step went
+            size = (self.spec.frame_height - self.spec.hud_height, self.spec.frame_width)
+            canvas, known, _ = self.map.retrieve(self.record.camera, size)
+            batch |= {"canvas": canvas[None], "known": known[None]}
         with torch.inference_mode():
             seen = logicnet_logits(self.observer, batch).argmax(dim=-1)[0].tolist()
         return self._decided(seen)
@@ -602,6 +610,8 @@ def load(
         logicnet = load_network(LogicNet, path / "logicnet", "LogicNet weights")
         if (path / "observer").is_dir():
             observer = load_network(LogicNet, path / "observer", "observer weights")
+            if observer.config.extra_channels and spatial is False:
+                observer = None  # it reads the map, which is left out
     try:
         starts = load_file(str(path / "start_frames.safetensors"))
         start_frames, start_cameras = starts["frames"], starts["cameras"]

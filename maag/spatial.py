@@ -362,11 +362,8 @@ def generator_inputs(
     world and do not move with it), else 0. Extra: the canvas where known (0 elsewhere) and
     the known-mask as +1/-1.
     """
-    batch, _, height, width = last.shape
-    full_known = np.zeros((batch, 1, height, width), bool)
-    full_known[:, 0, hud_height:] = known
-    full_canvas = np.zeros((batch, 3, height, width), np.float32)
-    full_canvas[:, :, hud_height:] = canvas.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    batch = len(last)
+    full_canvas, full_known = _full_frame(canvas, known, hud_height)
     world = last.numpy()
     if sprites is not None:  # sprites are not world: they do not move with it
         world = np.where(np.asarray(sprites, bool)[:, None], np.float32(0), world)
@@ -374,8 +371,31 @@ def generator_inputs(
     for i, (dx, dy) in enumerate(np.zeros((batch, 2), int) if moves is None else moves):
         linked[i, :, hud_height:] = _moved(world[i, :, hud_height:], -int(dx), -int(dy))
     base = np.where(full_known, full_canvas, linked)
-    extra = np.concatenate([full_canvas * full_known, full_known * np.float32(2) - 1], axis=1)
-    return torch.from_numpy(base), torch.from_numpy(extra)
+    return torch.from_numpy(base), torch.from_numpy(_channels(full_canvas, full_known))
+
+
+def map_channels(canvas: np.ndarray, known: np.ndarray, hud_height: int) -> torch.Tensor:
+    """The map's view as the generator's extra channels (B, 4, H, W), for a LogicNet that
+    reads the map too."""
+    return torch.from_numpy(_channels(*_full_frame(canvas, known, hud_height)))
+
+
+def _channels(full_canvas: np.ndarray, full_known: np.ndarray) -> np.ndarray:
+    """The canvas where known (0 elsewhere) and the known-mask as +1/-1."""
+    return np.concatenate([full_canvas * full_known, full_known * np.float32(2) - 1], axis=1)
+
+
+def _full_frame(
+    canvas: np.ndarray, known: np.ndarray, hud_height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map views of the scene rows as whole frames (B, 3, H, W) in [-1, 1] and (B, 1, H, W)
+    bool, the HUD rows unknown."""
+    batch, rows, width = known.shape
+    full_known = np.zeros((batch, 1, hud_height + rows, width), bool)
+    full_known[:, 0, hud_height:] = known
+    full_canvas = np.zeros((batch, 3, hud_height + rows, width), np.float32)
+    full_canvas[:, :, hud_height:] = canvas.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    return full_canvas, full_known
 
 
 def _moved(scene: np.ndarray, dx: int, dy: int) -> np.ndarray:

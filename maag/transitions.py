@@ -16,7 +16,7 @@ import torch
 
 from maag.data import Dataset, no_alternatives
 from maag.errors import MaagError
-from maag.spatial import MapHistory
+from maag.spatial import MapHistory, map_channels
 from maag.spec import GameSpec
 
 
@@ -343,8 +343,9 @@ def close_calls(episodes: dict[str, np.ndarray], logicnet, count: int) -> np.nda
 
 def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device = "cpu"):
     """`logicnet`'s logits for a gathered batch: its context frames (for an observer the
-    last K - 1 and the target), action, the rules' draws and, for a LogicNet that looks
-    closer around the player, the player's place (at the step's start)."""
+    last K - 1 and the target), action, the rules' draws, for a LogicNet that looks
+    closer around the player the player's place (at the step's start), and for one that
+    reads the map (`extra_channels`) the map's view (`canvas`, `known`)."""
     from maag.models.flow import stack_context, to_unit
     from maag.numerical import blank_hud
 
@@ -364,9 +365,16 @@ def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device 
         frames = blank_hud(
             frames, torch.ones(len(frames), dtype=torch.bool), logicnet.config.hud_height
         )
+    extra = None
+    if logicnet.config.extra_channels:  # the map's view at the step's camera
+        if "canvas" not in batch:
+            raise MaagError("this LogicNet reads the spatial map: gather its batches with maps")
+        extra = map_channels(batch["canvas"], batch["known"], logicnet.config.hud_height)
+        extra = extra.to(device)
     return logicnet(
         stack_context(frames).to(device),
         batch["action"].to(device),
+        extra=extra,
         chance=batch["chance"].to(device),
         player=player,
     )

@@ -46,7 +46,11 @@ class EngineEvents(torch.nn.Module):
     def __init__(self, events, spec: GameSpec, focus: int = 0):
         super().__init__()
         self.config = SimpleNamespace(
-            event_names=spec.event_names, context_frames=1, focus=focus, observes=False
+            event_names=spec.event_names,
+            context_frames=1,
+            focus=focus,
+            observes=False,
+            extra_channels=0,
         )
         self.events, self.t, self.told, self.players = events, 0, [], []
 
@@ -60,17 +64,19 @@ class EngineEvents(torch.nn.Module):
 
 class ObservedEvents(torch.nn.Module):
     """A stand-in observer: certain of the recorded episode's events of the step the game
-    `game_of()` is playing; keeps its input frames in `inputs`."""
+    `game_of()` is playing; keeps its input frames in `inputs`, its map views in `extras`."""
 
-    def __init__(self, events, spec: GameSpec, game_of, max_count: int = 2):
+    def __init__(self, events, spec: GameSpec, game_of, max_count: int = 2, extra_channels=0):
         super().__init__()
         self.config = SimpleNamespace(
             event_names=spec.event_names, context_frames=2, focus=0, observes=True,
-            hud_height=spec.hud_height,
+            hud_height=spec.hud_height, extra_channels=extra_channels,
         )  # fmt: skip
         self.events, self.game_of, self.max_count, self.inputs = events, game_of, max_count, []
+        self.extras = []
 
-    def forward(self, frames, action, chance=None, player=None):
+    def forward(self, frames, action, extra=None, chance=None, player=None):
         self.inputs.append(frames.clone())
+        self.extras.append(extra)
         counts = torch.from_numpy(self.events[self.game_of().t + 1].astype(np.int64))
         return torch.nn.functional.one_hot(counts, self.max_count + 1).float()[None] * 10

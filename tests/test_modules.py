@@ -253,3 +253,27 @@ def test_an_observer_needs_a_logicnet_and_must_observe(episode):
         GenerativeGame(generator, SPEC, start, logicnet=deciding, observer=deciding)
     with pytest.raises(maag.MaagError, match="LogicNet reads frames already drawn"):
         GenerativeGame(generator, SPEC, start, logicnet=observing)
+
+
+def test_an_observer_that_reads_the_map_gets_its_view_where_the_step_went(episode):
+    """Its extra channels are the map's view at the step's camera, before the frame just
+    drawn is written into it: what each place showed before."""
+    from maag.spatial import map_channels
+
+    def observed(game_of):
+        return ObservedEvents(episode["events"], SPEC, game_of, extra_channels=4)
+
+    expected = []
+
+    def before_step(game, t):
+        camera = tuple(episode["camera"][t + 1])
+        canvas, known, _ = game.map.retrieve(camera, (56, 64))
+        expected.append(map_channels(canvas[None], known[None], SPEC.hud_height))
+
+    game, _, _ = play(episode, before_step=before_step, observer=observed)
+    assert len(game.observer.extras) == len(expected) == len(episode["actions"])
+    for got, want in zip(game.observer.extras, expected, strict=True):
+        assert torch.equal(got, want)
+    assert (expected[-1][:, 3] > 0).any()  # the map knows places by then
+    with pytest.raises(maag.MaagError, match="the observer reads the spatial map"):
+        play(episode, spatial=False, observer=observed)

@@ -297,6 +297,41 @@ def test_played_data_holds_the_models_frames_read_by_the_referee(tmp_path):
         LogicNetTask().build(LogicNetRecipe(played_share=0.5), definition.spec)
 
 
+def test_a_logicnet_that_reads_the_map_gets_the_views_the_generator_gets(tmp_path):
+    from maag.spatial import map_channels
+    from maag.train.logicnet import train_logicnet
+    from maag.transitions import MapViews, logicnet_logits
+
+    definition = get_game("traveler")
+    spec = definition.spec
+    write_dataset("traveler", "wanderer", 2, 30, tmp_path / "data", seed=1, progress=False)
+    episodes = load_episodes(tmp_path / "data")
+    maps = MapViews(episodes, spec, definition.sprite_mask)
+    batch = TransitionSampler(episodes, 2, seed=0, maps=maps).sample(8)
+    torch.manual_seed(0)
+    net = LogicNet(event_names=spec.event_names, width=8, extra_channels=4, hud_height=8)
+    extra = map_channels(batch["canvas"], batch["known"], 8)
+    expected = net(stack_context(to_unit(batch["context"])), batch["action"], extra=extra,
+                   chance=batch["chance"])  # fmt: skip
+    assert torch.equal(logicnet_logits(net, batch), expected)
+    plain = TransitionSampler(episodes, 2, seed=0).sample(8)
+    with pytest.raises(MaagError, match="gather its batches with maps"):
+        logicnet_logits(net, plain)
+    recipe = LogicNetRecipe(
+        width=8, steps=2, batch_size=4, eval_every=0, data=str(tmp_path / "data"),
+        map_view=True,
+    )  # fmt: skip
+    train_logicnet(recipe, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "checkpoints" / "step-00000002").is_dir()
+    with pytest.raises(MaagError, match="at a camera it has yet to decide"):
+        GenerativeGame(
+            maag.load("models/traveler").generator, spec, episodes["frames"][0, :1],
+            logicnet=net,
+        )  # fmt: skip
+    with pytest.raises(MaagError, match="view never moves"):
+        LogicNetTask().build(LogicNetRecipe(map_view=True), get_game("pong").spec)
+
+
 class PerfectEvents(torch.nn.Module):
     """A stand-in LogicNet that reports the events of an engine driven by the same actions."""
 
@@ -304,7 +339,11 @@ class PerfectEvents(torch.nn.Module):
         super().__init__()
         self.engine, self.spec = engine, spec
         self.config = SimpleNamespace(
-            event_names=spec.event_names, context_frames=1, focus=0, observes=False
+            event_names=spec.event_names,
+            context_frames=1,
+            focus=0,
+            observes=False,
+            extra_channels=0,
         )
         self.next_action = 0
 

@@ -26,6 +26,9 @@ class LogicNetRecipe(Recipe):
     focus: int = 0  # pixels of a closer look around the player (GameSpec.follow); 0: none
     # an observer: its last input frame is the step's outcome; it reads what a frame shows
     observes: bool = False
+    # the spatial map's view at the step's camera as 4 more input channels (what each
+    # place last showed), as the generator gets it
+    map_view: bool = False
     lr: float = 1e-3
     steps: int = 2000
     mixed_precision: str = "no"
@@ -65,7 +68,8 @@ class DrawnFrames:
     into it, whose events it was told. `mixed_into` puts them into LogicNet's batches."""
 
     def __init__(self, episodes: dict, spec: GameSpec, model_dir: str, context_frames: int,
-                 count: int, seed: int = 0, observes: bool = False):  # fmt: skip
+                 count: int, seed: int = 0, observes: bool = False,
+                 map_view: bool = False, maps=None):  # fmt: skip
         import maag
         from maag.games import get_game
         from maag.metrics import draw_next
@@ -75,28 +79,34 @@ class DrawnFrames:
         game = maag.load(model_dir)
         if game.spec.name != spec.name:
             raise MaagError(f"drawn_model {model_dir} plays {game.spec.name}, not {spec.name}")
-        maps = None
-        if game.map_inputs:
+        if (game.map_inputs or map_view) and maps is None:  # the episodes' MapViews
             maps = MapViews(episodes, spec, get_game(spec.name).sprite_mask)
         picker = TransitionSampler(episodes, 1, seed, event_share=0.5)
         episode, target = picker.pick(count)
         self.episode, self.target = episode, np.maximum(target, 2)  # a frame 1 or later drawn
         self.observes = observes
         drawn_at = self.target if observes else self.target - 1
-        drawing = TransitionSampler(episodes, game.generator.config.context_frames, maps=maps)
+        generator_maps = maps if game.map_inputs else None
+        drawing = TransitionSampler(
+            episodes, game.generator.config.context_frames, maps=generator_maps
+        )
         sampler, noise = FlowSampler(game.sampler_steps), torch.Generator().manual_seed(seed)
         drawn = []
         for start in tqdm(range(0, count, 64), desc="frames drawn for LogicNet", leave=False):
             rows = slice(start, start + 64)
             batch = drawing.gather(self.episode[rows], drawn_at[rows])
             with torch.inference_mode():
-                frames = draw_next(game.generator, batch, sampler, noise, game.tokens, maps)
+                frames = draw_next(
+                    game.generator, batch, sampler, noise, game.tokens, generator_maps
+                )
             frames = np.ascontiguousarray(frames.numpy())
             if game.palette is not None:
                 frames = np.stack([game.palette.snap(f, spec.hud_height) for f in frames])
             drawn.append(frames)
         self.frames = np.concatenate(drawn)
-        self.transitions = TransitionSampler(episodes, context_frames)
+        self.transitions = TransitionSampler(
+            episodes, context_frames, maps=maps if map_view else None
+        )
 
     def mixed_into(self, batch: dict, share: float, noise: torch.Generator) -> dict:
         """`batch` with about `share` of its rows (at random) swapped for drawn ones."""
@@ -116,11 +126,14 @@ class PlayedFrames:
     --model`); `mixed_into` puts them into LogicNet's batches, `event_share` of them where
     an event fires (the event class chosen evenly, as `TransitionSampler` does)."""
 
-    def __init__(self, folders: list[str], spec: GameSpec, context_frames: int, event_share: float):
+    def __init__(self, folders: list[str], spec: GameSpec, context_frames: int,
+                 event_share: float, map_view: bool = False):  # fmt: skip
         from maag.transitions import TransitionSampler, load_episodes
 
         episodes = load_episodes(folders[0], game=spec.name, more=folders[1:])
-        self.transitions = TransitionSampler(episodes, context_frames)
+        self.transitions = TransitionSampler(
+            episodes, context_frames, maps=_maps(episodes, spec, map_view)
+        )
         self.episodes, self.steps = episodes["actions"].shape
         self.event_share = event_share
 
@@ -144,7 +157,19 @@ class PlayedFrames:
 def swapped_rows(batch: dict, swapped: torch.Tensor, rows: dict) -> dict:
     """`batch`'s rows not `swapped`, then `rows` (as many as are swapped)."""
     keys = ("context", "target", "action", "chance", "player", "events")
-    return {k: torch.cat([batch[k][~swapped], rows[k]]) for k in keys}
+    mixed = {k: torch.cat([batch[k][~swapped], rows[k]]) for k in keys}
+    for key in ("canvas", "known"):  # map views (numpy), where LogicNet reads the map
+        if key in batch:
+            mixed[key] = np.concatenate([batch[key][~swapped.numpy()], rows[key]])
+    return mixed
+
+
+def _maps(episodes: dict, spec: GameSpec, map_view: bool):
+    """The map views of `episodes` where a LogicNet reads the map, else None."""
+    from maag.games import get_game
+    from maag.transitions import MapViews
+
+    return MapViews(episodes, spec, get_game(spec.name).sprite_mask) if map_view else None
 
 
 class LogicNetTask:
@@ -170,6 +195,8 @@ class LogicNetTask:
         self.spec = spec
         if recipe.focus and spec.follow is None:
             raise MaagError(f"focus looks around a player, but {spec.name}'s camera follows none")
+        if recipe.map_view and not (spec.moves or spec.follow):
+            raise MaagError(f"map_view reads the spatial map, but {spec.name}'s view never moves")
         return LogicNet(
             frame_size=spec.frame_height,
             context_frames=recipe.context_frames,
@@ -181,6 +208,7 @@ class LogicNetTask:
             focus=recipe.focus,
             hud_height=spec.hud_height,
             observes=recipe.observes,
+            extra_channels=4 if recipe.map_view else 0,
         )
 
     def loss(self, model, batch, recipe: LogicNetRecipe, noise, device):
@@ -197,7 +225,7 @@ class LogicNetTask:
     def evaluate(
         self, ema, episodes, recipe: LogicNetRecipe, count: int = 8192
     ) -> dict[str, float]:
-        scores = held_out_scores(ema, episodes, count)
+        scores = held_out_scores(ema, episodes, count, _maps(episodes, self.spec, recipe.map_view))
         return {f"{name}_f1": s["f1"] for name, s in scores.items()}
 
     def prepare(self, episodes, recipe: LogicNetRecipe):
@@ -205,24 +233,29 @@ class LogicNetTask:
         `played_share`, the episodes a model played."""
         if recipe.played_share:
             self.played = PlayedFrames(
-                recipe.played_data, self.spec, recipe.context_frames, recipe.event_share
-            )
+                recipe.played_data, self.spec, recipe.context_frames, recipe.event_share,
+                recipe.map_view,
+            )  # fmt: skip
+        maps = _maps(episodes, self.spec, recipe.map_view)
         if recipe.drawn_share:
             self.drawn = DrawnFrames(
                 episodes, self.spec, recipe.drawn_model, recipe.context_frames,
-                recipe.drawn_count, recipe.seed, recipe.observes,
+                recipe.drawn_count, recipe.seed, recipe.observes, recipe.map_view, maps,
             )  # fmt: skip
-        return None
+        return maps
 
     def sample(self, path: Path, ema, spec, episodes, recipe) -> None:
         """LogicNet draws nothing to look at."""
 
 
-def held_out_scores(logicnet, episodes: dict, count: int = 4096) -> dict[str, dict[str, float]]:
-    """Per-event precision/recall/F1 of `logicnet` on evenly spread held-out transitions."""
+def held_out_scores(
+    logicnet, episodes: dict, count: int = 4096, maps=None
+) -> dict[str, dict[str, float]]:
+    """Per-event precision/recall/F1 of `logicnet` on evenly spread held-out transitions
+    (with their `maps`, MapViews, for a LogicNet that reads the map)."""
     from maag.transitions import TransitionSampler, logicnet_logits
 
-    transitions = TransitionSampler(episodes, logicnet.config.context_frames)
+    transitions = TransitionSampler(episodes, logicnet.config.context_frames, maps=maps)
     episode, target = transitions.evenly_spaced(count)
     predicted, true = [], []
     for start in range(0, count, 256):
