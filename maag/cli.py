@@ -183,7 +183,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         for name in (
             "data", "val_data", "steps", "batch_size", "grad_accum", "lr", "mixed_precision",
             "checkpoint_every", "sample_every", "eval_every", "seed", "preset", "numerical",
-            "spatial",
+            "spatial", "loader_workers",
         )
         if getattr(args, name, None) is not None
     }  # fmt: skip
@@ -440,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
         net.add_argument("--sample-every", type=_natural, help="steps between sample GIFs")
         net.add_argument("--eval-every", type=_positive, help="steps between held-out checks")
         net.add_argument("--seed", type=_natural)
+        net.add_argument(
+            "--loader-workers",
+            type=_natural,
+            help="processes drawing batches ahead of each step (for a GPU; 0: none)",
+        )
         net.add_argument("--quiet", action="store_true", help="no progress bar")
         net.set_defaults(handler=cmd_train)
 

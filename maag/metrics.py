@@ -51,11 +51,14 @@ def draw_next(
         base, context = blank_hud(base, every, hud), blank_hud(context, every, hud)
     elif config.num_cond_tokens:  # module off: null tokens, as in play
         cond_ids = torch.full((n, config.num_cond_tokens), DigitTokenizer.NULL)
+    device = next(generator.parameters()).device
     frames = sampler.sample(
-        generator, base, stack_context(context), batch["action"], noise,
-        extra=extra, cond_ids=cond_ids, chance=batch["chance"],
+        generator, base.to(device), stack_context(context).to(device), batch["action"].to(device),
+        noise, extra=None if extra is None else extra.to(device),
+        cond_ids=None if cond_ids is None else cond_ids.to(device),
+        chance=batch["chance"].to(device),
     )  # fmt: skip
-    return to_uint8(frames)
+    return to_uint8(frames).cpu()
 
 
 def teacher_forced_psnr(

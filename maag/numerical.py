@@ -98,7 +98,7 @@ def blank_hud(frames: torch.Tensor, rows: torch.Tensor, hud_height: int) -> torc
     carry forward) a mistake it drew in an earlier frame.
     """
     frames = frames.clone()
-    frames[rows, ..., :hud_height, :] = 0.0
+    frames[rows.to(frames.device), ..., :hud_height, :] = 0.0
     return frames
 
 

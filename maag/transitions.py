@@ -117,12 +117,34 @@ class MapViews:
 
     def history(self, episode: int) -> MapHistory:
         if episode not in self.histories:
-            frames = self.frames[episode]
-            keeps = [self.sprite_mask(f)[self.hud :] for f in frames] if self.sprite_mask else None
-            self.histories[episode] = MapHistory(
-                frames[:, self.hud :], self.cameras[episode], keeps
-            )
+            self.histories[episode] = self._build(episode)
         return self.histories[episode]
+
+    def _build(self, episode: int) -> MapHistory:
+        frames = self.frames[episode]
+        keeps = [self.sprite_mask(f)[self.hud :] for f in frames] if self.sprite_mask else None
+        return MapHistory(frames[:, self.hud :], self.cameras[episode], keeps)
+
+    def build_all(self, processes: int) -> None:
+        """Build every episode's history now, over `processes` forked processes: before
+        batch-drawing processes fork, so that they share the histories instead of each
+        building its own."""
+        missing = [e for e in range(len(self.frames)) if e not in self.histories]
+        if processes < 2 or len(missing) < 2:
+            for episode in missing:
+                self.history(episode)
+            return
+        import multiprocessing
+
+        global _BUILDING  # the forked processes find the episodes here, none pickled
+        _BUILDING = self
+        try:
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                chunk = max(1, len(missing) // processes // 4)
+                built = pool.map(_build_history, missing, chunksize=chunk)
+        finally:
+            _BUILDING = None
+        self.histories.update(zip(missing, built, strict=True))
 
     def views(self, episode: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
         """Before each target frame: the map's canvas (B, h, w, 3) uint8 and known (B, h, w)
@@ -141,6 +163,13 @@ class MapViews:
             "known": np.stack(knowns),
             "sprites": np.stack(sprites),
         }
+
+
+_BUILDING: MapViews | None = None  # see MapViews.build_all
+
+
+def _build_history(episode: int) -> MapHistory:
+    return _BUILDING._build(episode)
 
 
 class TransitionSampler:
@@ -333,7 +362,7 @@ def close_calls(episodes: dict[str, np.ndarray], logicnet, count: int) -> np.nda
     for start in range(0, total, 512):
         batch = sampler.gather(episode[start : start + 512], target[start : start + 512])
         with torch.inference_mode():
-            logits = logicnet_logits(logicnet, batch)
+            logits = logicnet_logits(logicnet, batch).cpu()
         fires = 1 - logits.float().softmax(dim=-1)[..., 0]  # (B, events): P(count > 0)
         quiet = batch["events"].sum(dim=1) == 0
         scores[start : start + 512] = torch.where(quiet, fires.amax(dim=1), -1.0).numpy()
@@ -341,7 +370,7 @@ def close_calls(episodes: dict[str, np.ndarray], logicnet, count: int) -> np.nda
     return ranked[scores[ranked] >= 0]
 
 
-def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device = "cpu"):
+def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device | None = None):
     """`logicnet`'s logits for a gathered batch: its context frames (for an observer the
     last K - 1 and the target), action, the rules' draws, for a LogicNet that looks
     closer around the player the player's place (at the step's start), and for one that
@@ -349,6 +378,7 @@ def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device 
     from maag.models.flow import stack_context, to_unit
     from maag.numerical import blank_hud
 
+    device = device or next(logicnet.parameters()).device  # default: where the network is
     player = None
     if logicnet.config.focus:
         if not batch["player"].shape[-1]:

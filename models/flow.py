@@ -30,6 +30,17 @@ def stack_context(context: torch.Tensor) -> torch.Tensor:
     return context.flatten(1, 2)
 
 
+def noise_like(shape: torch.Size, generator: torch.Generator, device) -> torch.Tensor:
+    """Standard normal noise of `shape` on `device` from `generator` (a CPU generator): drawn
+    by it where `device` is the CPU; on an accelerator drawn there, by a generator seeded
+    from it (the same noise for the same seed, without drawing millions on the CPU)."""
+    if torch.device(device).type == "cpu":
+        return torch.randn(shape, generator=generator)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    on_device = torch.Generator(device).manual_seed(seed)
+    return torch.randn(shape, generator=on_device, device=device)
+
+
 def sample_sigma(batch: int, generator: torch.Generator, one_step_share: float = 0.5):
     """Flow times for training: sigma = 1 (the one-step case) for a share, else uniform."""
     sigma = torch.rand(batch, generator=generator)
@@ -54,7 +65,7 @@ def training_loss(
     `weight` (B, 1, H, W), where given, weighs each pixel (normalised to mean 1)."""
     residual = target - base
     sigma = sample_sigma(target.shape[0], generator, one_step_share).to(target.device)
-    noise = torch.randn(residual.shape, generator=generator).to(target.device)
+    noise = noise_like(residual.shape, generator, target.device)
     s = sigma[:, None, None, None]
     noisy = (1 - s) * residual + s * noise
     predicted = model(noisy, sigma, base, context, action, corruption, extra, cond_ids, chance)

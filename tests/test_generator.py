@@ -456,6 +456,35 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, data):
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
+def test_loader_processes_draw_the_batches_of_a_run_the_same_each_time(tmp_path, data):
+    """`loader_workers`: forked processes draw the batches (the map's histories built
+    first and shared); a run with them trains, and again from the same seed ends with the
+    same weights."""
+    modules = {"numerical": True, "spatial": True, "rollout_share": 0.5, "loader_workers": 2}
+    for run in ("a", "b"):
+        train_generator(recipe_for(data, steps=3, **modules), tmp_path / run, progress=False)
+    a = load_file(str(tmp_path / "a/checkpoints/step-00000003/ema.safetensors"))
+    b = load_file(str(tmp_path / "b/checkpoints/step-00000003/ema.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [json.loads(line).get("loss") for line in (tmp_path / "a/metrics.jsonl").open()]
+    assert all(np.isfinite([x for x in losses if x is not None]))
+
+
+def test_map_histories_built_ahead_over_processes_give_the_views_built_on_demand(data):
+    from maag.games import get_game
+    from maag.transitions import MapViews
+
+    episodes = load_episodes(data)
+    spec = maag.data.Dataset(data).spec
+    ahead = MapViews(episodes, spec, get_game(spec.name).sprite_mask)
+    ahead.build_all(processes=2)
+    on_demand = MapViews(episodes, spec, get_game(spec.name).sprite_mask)
+    assert sorted(ahead.histories) == list(range(len(episodes["frames"])))
+    episode, target = np.repeat(np.arange(4), 23), np.tile(np.arange(1, 24), 4)
+    for key, view in ahead.views(episode, target).items():
+        assert np.array_equal(view, on_demand.views(episode, target)[key]), key
+
+
 def test_a_compiled_run_checkpoints_the_same_weights_as_a_plain_one(tmp_path, data):
     """`maag train --compile`: the same weight names (an export or a resume without
     --compile reads them) and, up to the compiled kernels' rounding, the same values."""

@@ -100,10 +100,13 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec):
 
 def corrupt(context: torch.Tensor, recipe: GeneratorRecipe, generator: torch.Generator):
     """Noise augmentation of the context (GameNGen/DIAMOND): returns (context, level)."""
+    from maag.models.flow import noise_like
+
     batch = context.shape[0]
     level = torch.rand(batch, generator=generator) * recipe.max_corruption
     level = torch.where(torch.rand(batch, generator=generator) < recipe.clean_share, 0.0, level)
-    noise = torch.randn(context.shape, generator=generator)
+    level = level.to(context.device)
+    noise = noise_like(context.shape, generator, context.device)
     return context + level.view(-1, *[1] * (context.ndim - 1)) * noise, level
 
 
@@ -118,7 +121,7 @@ def fade_last_change(
     faded = torch.rand(batch, generator=generator) < share
     keep = FADE_LOW + (1 - FADE_LOW) * torch.rand(batch, 1, 1, 1, generator=generator)
     shown = torch.rand(batch, 1, height, width, generator=generator) < keep
-    shown |= ~faded.view(-1, 1, 1, 1)
+    shown = (shown | ~faded.view(-1, 1, 1, 1)).to(context.device)
     before, last = context[:, -2], context[:, -1]
     return torch.cat([context[:, :-1], torch.where(shown, last, before)[:, None]], dim=1)
 
@@ -281,7 +284,8 @@ class GeneratorTask:
                 batch = batch | {"sprites": batch["sprites"].copy()}
                 for row in torch.nonzero(copied).flatten().tolist():
                     batch["sprites"][row] = self.sprite_mask(context[row, -1].numpy())
-        clean = to_unit(context)
+        # from here on the frames' arithmetic runs where the network does (a GPU's, fast)
+        clean = to_unit(context.to(device))
         context, level = corrupt(fade_last_change(clean, recipe.fade_share, noise), recipe, noise)
         map_on, keep, cond_ids = None, None, None
         if recipe.spatial:
@@ -303,11 +307,11 @@ class GeneratorTask:
             if map_on is not None:
                 on = map_on[:, None, None]
                 base, extra = generator_inputs(
-                    last, batch["canvas"], batch["known"] & on, hud,
+                    last.cpu(), batch["canvas"], batch["known"] & on, hud,
                     batch["camera_move"] * map_on[:, None],  # the module off knows no camera
                     batch["sprites"] & on,
                 )  # fmt: skip
-                extra = extra.to(device)
+                base, extra = base.to(device), extra.to(device)
             if keep is not None:
                 base = blank_hud(base, keep, hud)
             return base, extra
@@ -315,7 +319,7 @@ class GeneratorTask:
         base, extra = base_of(context[:, -1])
         if keep is not None:
             context = blank_hud(context, keep, hud)
-        target = to_unit(target)
+        target = to_unit(target.to(device))
         weight = None
         if recipe.moving_weight != 1.0:
             weight = change_weight(target, base_of(clean[:, -1])[0], recipe.moving_weight)

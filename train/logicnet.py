@@ -261,7 +261,7 @@ def held_out_scores(
     for start in range(0, count, 256):
         batch = transitions.gather(episode[start : start + 256], target[start : start + 256])
         with torch.inference_mode():
-            predicted.append(logicnet_logits(logicnet, batch).argmax(dim=-1).numpy())
+            predicted.append(logicnet_logits(logicnet, batch).argmax(dim=-1).cpu().numpy())
         true.append(batch["events"].numpy())
     return event_scores(
         np.concatenate(predicted), np.concatenate(true), logicnet.config.event_names

@@ -94,11 +94,16 @@ class Recipe:
     # learns to go on from its own drawings as in play, not only from the data's frames
     rollout_share: float = 0.0
     rollout_frames: int = 1
+    # processes that draw batches ahead of the training step (forked; the spatial map's
+    # histories are built first, over as many processes, and shared): a GPU outpaces the one
+    # process that draws them otherwise; 0: the training process draws each batch itself.
+    # A run resumed with loader processes draws other batches than an uninterrupted one.
+    loader_workers: int = 0
 
     # fields a resumed run may change; every other one is fixed by the run's recipe.json
     RESUMABLE: ClassVar[tuple[str, ...]] = (
         "steps", "data", "val_data", "log_every", "eval_every", "checkpoint_every",
-        "sample_every", "keep_checkpoints",
+        "sample_every", "keep_checkpoints", "loader_workers",
     )  # fmt: skip
 
     @classmethod
@@ -204,7 +209,7 @@ def train(
     for name in ("log_every", "checkpoint_every"):
         if getattr(recipe, name) < 1:
             raise MaagError(f"{name} must be 1 or more, got {getattr(recipe, name)}")
-    for name in ("eval_every", "sample_every"):
+    for name in ("eval_every", "sample_every", "loader_workers"):
         if getattr(recipe, name) < 0:
             raise MaagError(f"{name} must be 0 or more, got {getattr(recipe, name)}")
     if recipe.hard_count and not recipe.close_call_share:
@@ -235,7 +240,7 @@ def train(
     model = task.build(recipe, spec)
     if recipe.init_from and not resume:
         warm_start(model, recipe.init_from, spec, recipe.network)
-    ema = copy.deepcopy(model).requires_grad_(False)
+    ema = copy.deepcopy(model).requires_grad_(False).to(accelerator.device)
     if compile:
         model.compile()
     optimizer = torch.optim.AdamW(
@@ -250,7 +255,9 @@ def train(
         maps,
         recipe.event_share,
         recipe.event_window,
-        find_close_calls(episodes, recipe, maps) if recipe.close_call_share else None,
+        find_close_calls(episodes, recipe, maps, accelerator.device)
+        if recipe.close_call_share
+        else None,
         recipe.close_call_share,
         recipe.alternative_share,
         recipe.close_call_window,
@@ -280,6 +287,7 @@ def train(
             f"{recipe.mixed_precision}, {len(episodes['frames'])} episodes, from step {step}"
         )
 
+    batches = batch_stream(sampler, recipe, (recipe.seed, accelerator.process_index, step))
     model.train()
     examples_per_step = recipe.batch_size * recipe.grad_accum * accelerator.num_processes
     bar = tqdm(total=recipe.steps, initial=step, disable=not (main and progress), unit="step")
@@ -288,7 +296,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(recipe, step)
         with accelerator.accumulate(model):
-            batch = sampler.sample(recipe.batch_size)
+            batch = next(batches)
             with accelerator.autocast():
                 loss = task.loss(model, batch, recipe, noise, accelerator.device)
             accelerator.backward(loss)
@@ -343,10 +351,51 @@ def train(
     return run
 
 
-def find_close_calls(episodes: dict, recipe: Recipe, maps: Any = None) -> np.ndarray:
-    """The close calls of `episodes` by the LogicNet of the recipe's close_call_model and,
-    with hard_count, the transitions its generator draws worst (`maps`: the data's map
-    views, for a generator with the spatial module)."""
+class _SampledBatches(torch.utils.data.IterableDataset):
+    """Endless batches of a TransitionSampler; each loader process draws its own, seeded by
+    `seed` and its index."""
+
+    def __init__(self, sampler: Any, batch_size: int, seed: tuple[int, ...]):
+        self.sampler, self.batch_size, self.seed = sampler, batch_size, seed
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None:
+            torch.set_num_threads(1)  # many such processes share the machine's cores
+            self.sampler.rng = np.random.default_rng([*self.seed, worker.id])
+        while True:
+            yield self.sampler.sample(self.batch_size)
+
+
+def _as_drawn(batch: dict) -> dict:
+    return batch
+
+
+def batch_stream(sampler: Any, recipe: Recipe, seed: tuple[int, ...]):
+    """The training batches: drawn by the training process when they are asked for (so a
+    checkpoint's sampler state resumes exactly), or by `recipe.loader_workers` processes
+    ahead of the step, each seeded by `seed` (run seed, process index, first step)."""
+    if not recipe.loader_workers:
+        while True:
+            yield sampler.sample(recipe.batch_size)
+    if sampler.maps is not None:
+        sampler.maps.build_all(recipe.loader_workers)
+    yield from torch.utils.data.DataLoader(
+        _SampledBatches(sampler, recipe.batch_size, seed),
+        batch_size=None,  # the sampler draws whole batches
+        collate_fn=_as_drawn,
+        num_workers=recipe.loader_workers,
+        multiprocessing_context="fork",  # the episodes and map histories are shared, not copied
+        prefetch_factor=4,
+    )
+
+
+def find_close_calls(
+    episodes: dict, recipe: Recipe, maps: Any = None, device: str | torch.device = "cpu"
+) -> np.ndarray:
+    """The close calls of `episodes` by the LogicNet of the recipe's close_call_model (run
+    on `device`) and, with hard_count, the transitions its generator draws worst (`maps`:
+    the data's map views, for a generator with the spatial module)."""
     from maag.generative import load
     from maag.metrics import worst_drawn
     from maag.transitions import close_calls
@@ -357,7 +406,7 @@ def find_close_calls(episodes: dict, recipe: Recipe, maps: Any = None) -> np.nda
             f"close_call_share needs close_call_model, a model folder with a LogicNet "
             f"(got {recipe.close_call_model!r})"
         )
-    found = close_calls(episodes, game.logicnet, recipe.close_call_count)
+    found = close_calls(episodes, game.logicnet.to(device), recipe.close_call_count)
     if not recipe.hard_count:
         return found
     hard = worst_drawn(
