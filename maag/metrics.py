@@ -30,7 +30,7 @@ def draw_next(
     events as by a perfect record; with `maps`, the map's views of the true past frames. A
     generator built for a module that is not given gets the module's "off" inputs, as in
     play."""
-    from maag.models.flow import stack_context, to_uint8, to_unit
+    from maag.models.flow import device_of, stack_context, to_uint8, to_unit
 
     config = generator.config
     context = to_unit(batch["context"])
@@ -51,7 +51,7 @@ def draw_next(
         base, context = blank_hud(base, every, hud), blank_hud(context, every, hud)
     elif config.num_cond_tokens:  # module off: null tokens, as in play
         cond_ids = torch.full((n, config.num_cond_tokens), DigitTokenizer.NULL)
-    device = next(generator.parameters()).device
+    device = device_of(generator)
     frames = sampler.sample(
         generator, base.to(device), stack_context(context).to(device), batch["action"].to(device),
         noise, extra=None if extra is None else extra.to(device),

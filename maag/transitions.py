@@ -375,10 +375,10 @@ def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device 
     last K - 1 and the target), action, the rules' draws, for a LogicNet that looks
     closer around the player the player's place (at the step's start), and for one that
     reads the map (`extra_channels`) the map's view (`canvas`, `known`)."""
-    from maag.models.flow import stack_context, to_unit
+    from maag.models.flow import device_of, stack_context, to_unit
     from maag.numerical import blank_hud
 
-    device = device or next(logicnet.parameters()).device  # default: where the network is
+    device = device or device_of(logicnet)  # default: where the network is
     player = None
     if logicnet.config.focus:
         if not batch["player"].shape[-1]:

@@ -7,6 +7,8 @@ run diffusers' FlowMatchEulerDiscreteScheduler over evenly spaced sigmas.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from diffusers import FlowMatchEulerDiscreteScheduler
@@ -28,6 +30,12 @@ def to_uint8(frames: torch.Tensor) -> torch.Tensor:
 def stack_context(context: torch.Tensor) -> torch.Tensor:
     """(B, K, 3, H, W) -> (B, 3K, H, W), oldest frame first."""
     return context.flatten(1, 2)
+
+
+def device_of(network: torch.nn.Module) -> torch.device:
+    """Where `network`'s weights are (the CPU for one without any)."""
+    weight = next(itertools.chain(network.parameters(), network.buffers()), None)
+    return torch.device("cpu") if weight is None else weight.device
 
 
 def noise_like(shape: torch.Size, generator: torch.Generator, device) -> torch.Tensor:
