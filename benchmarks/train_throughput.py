@@ -6,10 +6,10 @@
 Runs the recipe's loss on its network (fresh weights; on the GPU where there is one, in
 the recipe's mixed precision) over `--data` alone, and prints the median milliseconds per
 step of: waiting for the next batch (drawn by `--loader-workers` processes, or by this
-one), the loss (the inputs' preparation on the CPU, the rollouts' drawings and the
-forward pass), and the backward pass with the optimizer step; then samples/s over the
-timed steps and the time one process takes to draw one batch. The step is fast only
-when all three are small: a GPU waits on whichever CPU part is the largest.
+one), making the network's inputs (augmentation, map channels, the rollouts' drawings),
+the forward pass and loss, and the backward pass with the optimizer step; then samples/s
+over the timed steps and the time one process takes to draw one batch. A GPU waits on
+whichever CPU part is the largest.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 import torch
 
 from maag.data import Dataset
+from maag.models.flow import training_loss
 from maag.train.generator import GeneratorRecipe, GeneratorTask
 from maag.train.loop import batch_stream, find_close_calls
 from maag.transitions import TransitionSampler, load_episodes
@@ -64,7 +65,9 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
     noise = torch.Generator().manual_seed(recipe.seed)
     batches = batch_stream(sampler, recipe, (recipe.seed, 0, 0))
-    parts: dict[str, list[float]] = {"wait for the batch": [], "loss": [], "backward + step": []}
+    parts: dict[str, list[float]] = {
+        "wait for the batch": [], "inputs": [], "forward + loss": [], "backward + step": [],
+    }  # fmt: skip
     for step in range(WARM_UP + args.steps):
         if step == WARM_UP:
             start = time.perf_counter()
@@ -72,7 +75,12 @@ def main() -> None:
         batch = next(batches)
         times.append(time.perf_counter())
         with autocast:
-            loss = task.loss(model, batch, recipe, noise, device)
+            inputs = task.inputs(model, batch, recipe, noise, device)
+            sync()
+            times.append(time.perf_counter())
+            loss = training_loss(
+                model, **inputs, generator=noise, one_step_share=recipe.one_step_share
+            )
         sync()
         times.append(time.perf_counter())
         loss.backward()

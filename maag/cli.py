@@ -207,14 +207,14 @@ def cmd_export(args: argparse.Namespace) -> None:
             raise MaagError(f"{', '.join(given)}: a model folder keeps its own (drop --model)")
         folder = repack_model(
             args.model, args.out, args.logicnet_run, args.observer_run, args.weights,
-            not args.float32,
+            not args.float32, args.observer_events,
         )  # fmt: skip
         print(f"wrote {folder}")
         return
     folder = export_model(
         args.run, args.out, args.start_frames or 8, args.weights, args.logicnet_run,
         not args.float32, args.sampler_steps, args.reveal_sampler_steps, args.palette,
-        args.observer_run,
+        args.observer_run, args.observer_events,
     )  # fmt: skip
     print(f"wrote {folder}")
 
@@ -472,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--observer-run",
         help="LogicNet run trained with observes (or a model folder whose observer to take): "
         "checks each drawn frame's events, and the record follows what was drawn",
+    )
+    export.add_argument(
+        "--observer-events",
+        type=lambda names: names.split(","),
+        help="the events whose reading by the observer overrules LogicNet's, comma-separated "
+        "(e.g. death,ghost_eaten; default: all)",
     )
     export.add_argument("--float32", action="store_true", help="store float32 (default float16)")
     export.add_argument("--sampler-steps", type=_positive, help="default steps per frame")

@@ -18,7 +18,7 @@ import json
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,7 @@ class GenerativeGame(Game):
         start_bounds: np.ndarray | None = None,
         palette: Palette | None = None,
         observer: torch.nn.Module | None = None,
+        observer_events: Sequence[str] | None = None,
     ):
         from maag.models.flow import FlowSampler
         from maag.numerical import DigitTokenizer
@@ -115,6 +116,9 @@ class GenerativeGame(Game):
         if logicnet is not None and logicnet.config.extra_channels:
             raise MaagError("LogicNet reads the map's view at a camera it has yet to decide")
         self.logicnet, self.observer = logicnet, observer
+        check_observer_events(spec, observer_events)
+        # per event: whether the observer's reading of it overrules LogicNet's (all: None)
+        self.observed = [observer_events is None or n in observer_events for n in spec.event_names]
         self.map_inputs = generator.config.extra_channels == 4
         self.start_players = self.start_bounds = None
         if spec.follow is not None and (start_players is not None or start_bounds is not None):
@@ -259,6 +263,7 @@ class GenerativeGame(Game):
         clock = self._lap("inputs", clock)
         start, noise_state = copy.deepcopy(self.record), self.noise.get_state()
         told = self._decide(context, actions, chance) if self.record is not None else None
+        decided = told
         for attempt in range(self.redraws + 1):
             if attempt:  # the same noise: the new events are all that is drawn otherwise
                 self.noise.set_state(noise_state)
@@ -268,7 +273,7 @@ class GenerativeGame(Game):
             if self.observer is None or self.record is None:
                 break
             clock = time.perf_counter()
-            seen = self._observe(pixels, actions, chance, start)
+            seen = self._observe(pixels, actions, chance, start, decided)
             self._lap("observer", clock)
             if seen == told:
                 break
@@ -372,11 +377,12 @@ class GenerativeGame(Game):
 
     def _observe(
         self, pixels: np.ndarray, actions: torch.Tensor, chance: torch.Tensor | None,
-        record: Any,
+        record: Any, decided: list[int],
     ) -> list[int]:  # fmt: skip
         """The counts of the events (spec order, the rules' own ones left out) the observer
-        reads in the frame just drawn, after the context frames before it; `record` is the
-        record as the step started (where the player stood)."""
+        reads in the frame just drawn, after the context frames before it, for the events
+        it observes, and LogicNet's `decided` counts for the others; `record` is the record
+        as the step started (where the player stood)."""
         from maag.transitions import logicnet_logits
 
         before = list(self.context)[len(self.context) - self.observer.config.context_frames :]
@@ -394,7 +400,8 @@ class GenerativeGame(Game):
             canvas, known, _ = self.map.retrieve(self.record.camera, size)
             batch |= {"canvas": canvas[None], "known": known[None]}
         with torch.inference_mode():
-            seen = logicnet_logits(self.observer, batch).argmax(dim=-1)[0].tolist()
+            read = logicnet_logits(self.observer, batch).argmax(dim=-1)[0].tolist()
+        seen = [r if o else d for r, o, d in zip(read, self.observed, decided, strict=True)]
         return self._decided(seen)
 
     def save_session(self, path: str | Path) -> None:
@@ -509,6 +516,7 @@ def save_model_folder(
     start_bounds: np.ndarray | None = None,
     palette: Palette | None = None,
     observer: Any = None,
+    observer_events: Sequence[str] | None = None,
 ) -> Path:
     """Write a playable model folder (weights as safetensors, config as JSON).
 
@@ -519,6 +527,9 @@ def save_model_folder(
     The folder is built beside `out` and swapped in whole, so a failed export never
     leaves a half-written model; an existing model card (README.md) is kept.
     """
+    check_observer_events(spec, observer_events)
+    if observer_events is not None and observer is None:
+        raise MaagError("observer events name what an observer reads: the model has no observer")
     out = Path(out)
     staging, retired = out.with_name(f".{out.name}.new"), out.with_name(f".{out.name}.old")
     shutil.rmtree(staging, ignore_errors=True)
@@ -545,6 +556,8 @@ def save_model_folder(
     }
     if palette is not None:
         config["palette"] = palette.to_dict()
+    if observer is not None and observer_events is not None:
+        config["observer_events"] = list(observer_events)
     (staging / "model.json").write_text(json.dumps(config, indent=1))
     if (out / "README.md").exists():
         shutil.copy2(out / "README.md", staging / "README.md")
@@ -554,6 +567,13 @@ def save_model_folder(
     staging.rename(out)
     shutil.rmtree(retired, ignore_errors=True)
     return out
+
+
+def check_observer_events(spec: GameSpec, events: Sequence[str] | None) -> None:
+    """MaagError unless `events` (None: all) are events of `spec`."""
+    unknown = set(events or ()) - set(spec.event_names)
+    if unknown:
+        raise MaagError(f"observer events {sorted(unknown)} are not {spec.name} events")
 
 
 def read_model_config(path: str | Path) -> dict[str, Any]:
@@ -643,5 +663,5 @@ def load(
     return GenerativeGame(
         generator, spec, start_frames, steps, seed, logicnet, numerical, start_cameras,
         spatial, definition.sprite_mask if definition else None, reveal_steps,
-        start_players, start_bounds, palette, observer,
+        start_players, start_bounds, palette, observer, config.get("observer_events"),
     )  # fmt: skip

@@ -32,8 +32,8 @@ def draw_next(
     play."""
     from maag.models.flow import device_of, stack_context, to_uint8, to_unit
 
-    config = generator.config
-    context = to_unit(batch["context"])
+    config, device = generator.config, device_of(generator)
+    context = to_unit(batch["context"].to(device))  # the inputs are made where it runs
     n, hud = len(context), config.hud_height
     base, extra = context[:, -1], None
     if maps:
@@ -51,10 +51,8 @@ def draw_next(
         base, context = blank_hud(base, every, hud), blank_hud(context, every, hud)
     elif config.num_cond_tokens:  # module off: null tokens, as in play
         cond_ids = torch.full((n, config.num_cond_tokens), DigitTokenizer.NULL)
-    device = device_of(generator)
     frames = sampler.sample(
-        generator, base.to(device), stack_context(context).to(device), batch["action"].to(device),
-        noise, extra=None if extra is None else extra.to(device),
+        generator, base, stack_context(context), batch["action"].to(device), noise, extra=extra,
         cond_ids=None if cond_ids is None else cond_ids.to(device),
         chance=batch["chance"].to(device),
     )  # fmt: skip

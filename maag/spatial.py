@@ -362,51 +362,57 @@ def generator_inputs(
     world and do not move with it), else 0. Extra: the canvas where known (0 elsewhere) and
     the known-mask as +1/-1.
     """
-    batch = len(last)
-    full_canvas, full_known = _full_frame(canvas, known, hud_height)
-    world = last.numpy()
+    full_canvas, full_known = _full_frame(canvas, known, hud_height, last.device)
+    world = last
     if sprites is not None:  # sprites are not world: they do not move with it
-        world = np.where(np.asarray(sprites, bool)[:, None], np.float32(0), world)
-    linked = world.copy()
-    for i, (dx, dy) in enumerate(np.zeros((batch, 2), int) if moves is None else moves):
-        linked[i, :, hud_height:] = _moved(world[i, :, hud_height:], -int(dx), -int(dy))
-    base = np.where(full_known, full_canvas, linked)
-    return torch.from_numpy(base), torch.from_numpy(_channels(full_canvas, full_known))
+        hidden = torch.from_numpy(np.array(sprites, bool)[:, None]).to(last.device)
+        world = torch.where(hidden, 0.0, world)
+    linked = world.clone()
+    if moves is not None:  # one shift per distinct camera move, not per row
+        moves = np.asarray(moves, int).reshape(len(last), 2)
+        for dx, dy in np.unique(moves, axis=0).tolist():
+            if dx or dy:
+                rows = torch.from_numpy(np.flatnonzero((moves == (dx, dy)).all(axis=1)))
+                rows = rows.to(last.device)
+                linked[rows, :, hud_height:] = _moved(world[rows, :, hud_height:], -dx, -dy)
+    base = torch.where(full_known, full_canvas, linked)
+    return base, _channels(full_canvas, full_known)
 
 
 def map_channels(canvas: np.ndarray, known: np.ndarray, hud_height: int) -> torch.Tensor:
     """The map's view as the generator's extra channels (B, 4, H, W), for a LogicNet that
     reads the map too."""
-    return torch.from_numpy(_channels(*_full_frame(canvas, known, hud_height)))
+    return _channels(*_full_frame(canvas, known, hud_height))
 
 
-def _channels(full_canvas: np.ndarray, full_known: np.ndarray) -> np.ndarray:
+def _channels(full_canvas: torch.Tensor, full_known: torch.Tensor) -> torch.Tensor:
     """The canvas where known (0 elsewhere) and the known-mask as +1/-1."""
-    return np.concatenate([full_canvas * full_known, full_known * np.float32(2) - 1], axis=1)
+    return torch.cat([full_canvas * full_known, full_known.float() * 2 - 1], dim=1)
 
 
 def _full_frame(
-    canvas: np.ndarray, known: np.ndarray, hud_height: int
-) -> tuple[np.ndarray, np.ndarray]:
+    canvas: np.ndarray, known: np.ndarray, hud_height: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Map views of the scene rows as whole frames (B, 3, H, W) in [-1, 1] and (B, 1, H, W)
-    bool, the HUD rows unknown."""
+    bool on `device`, the HUD rows unknown."""
     batch, rows, width = known.shape
-    full_known = np.zeros((batch, 1, hud_height + rows, width), bool)
-    full_known[:, 0, hud_height:] = known
-    full_canvas = np.zeros((batch, 3, hud_height + rows, width), np.float32)
-    full_canvas[:, :, hud_height:] = canvas.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    full_known = torch.zeros((batch, 1, hud_height + rows, width), dtype=torch.bool, device=device)
+    full_known[:, 0, hud_height:] = torch.from_numpy(np.array(known, bool)).to(device)
+    full_canvas = torch.zeros((batch, 3, hud_height + rows, width), device=device)
+    scene = torch.from_numpy(np.array(canvas, np.uint8)).to(device).float() / 127.5 - 1
+    full_canvas[:, :, hud_height:] = scene.permute(0, 3, 1, 2)
     return full_canvas, full_known
 
 
-def _moved(scene: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """`scene` (C, h, w) with its content moved by (dx, dy) pixels; revealed pixels 0."""
+def _moved(scenes: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """`scenes` (B, C, h, w) with their content moved by (dx, dy) pixels; revealed pixels 0."""
     if dx == dy == 0:
-        return scene
-    out = np.zeros_like(scene)
-    h, w = scene.shape[1:]
+        return scenes
+    out = torch.zeros_like(scenes)
+    h, w = scenes.shape[-2:]
     if abs(dx) >= w or abs(dy) >= h:
         return out
-    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = scene[
-        :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = scenes[
+        ..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
     ]
     return out

@@ -106,7 +106,7 @@ class FlowSampler:
         """The next frames (B, 3, H, W) in [-1, 1], in `steps` (default `self.steps`) steps."""
         batch, steps = base.shape[0], steps or self.steps
         self.scheduler.set_timesteps(sigmas=torch.linspace(1, 0, steps + 1)[:-1].tolist())
-        x = torch.randn(base.shape, generator=generator).to(base.device)
+        x = noise_like(base.shape, generator, base.device)
         corruption = torch.zeros(batch, device=base.device)
         for i, t in enumerate(self.scheduler.timesteps):
             sigma = self.scheduler.sigmas[i]

@@ -24,7 +24,7 @@ def episode():
 
 def play(
     episode, numerical=None, spatial=None, before_step=lambda game, t: None, tokens=None,
-    decided=None, observer=None, redraws=1,
+    decided=None, observer=None, redraws=1, observer_events=None,
 ):  # fmt: skip
     """Play the episode's actions with stand-ins: the generator replays its frames, LogicNet
     decides its events (or `decided`), an `observer(game_of)` reads them, where given."""
@@ -35,7 +35,7 @@ def play(
         logicnet=EngineEvents(episode["events"] if decided is None else decided, SPEC),
         start_cameras=episode["camera"][:1], numerical=numerical, spatial=spatial,
         sprite_mask=get_game("traveler").sprite_mask,
-        observer=observer(lambda: game) if observer else None,
+        observer=observer(lambda: game) if observer else None, observer_events=observer_events,
     )  # fmt: skip
     game.redraws = redraws
     steps = [game.reset(0)]
@@ -238,6 +238,22 @@ def test_the_record_follows_the_events_the_observer_reads_in_each_drawn_frame(ep
     assert not inputs[..., :hud, :].any()  # the HUD shows what was decided: not read
     drawn = to_unit(torch.from_numpy(steps[1].frame))
     assert torch.equal(inputs[0, 3:, hud:], drawn[:, hud:])
+
+
+def test_an_observer_overrules_logicnet_only_on_the_events_it_observes(episode):
+    """With `observer_events` naming none of the events the observer reads, the record
+    keeps LogicNet's decisions (no event at all) and nothing is drawn again; a name the
+    game does not have is refused."""
+    quiet = np.zeros_like(episode["events"])
+
+    def observed(game_of):
+        return ObservedEvents(episode["events"], SPEC, game_of)
+
+    game, _, steps = play(episode, decided=quiet, observer=observed, observer_events=())
+    assert game.redrawn == 0
+    assert all(step.events == () and step.values == {"score": 0} for step in steps[1:])
+    with pytest.raises(maag.MaagError, match=r"observer events \['death'\] are not traveler"):
+        play(episode, decided=quiet, observer=observed, observer_events=("death",))
 
 
 def test_an_observer_needs_a_logicnet_and_must_observe(episode):

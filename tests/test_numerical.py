@@ -249,6 +249,15 @@ def test_an_observer_reads_the_steps_outcome_drawn_with_its_hud_blanked(tmp_path
         for name, weight in getattr(repacked, network).state_dict().items():
             assert torch.equal(weights[name], weight), name
     assert np.array_equal(repacked.start_frames, shipped.start_frames)
+    assert repacked.observed == [True]  # every event, where none are named
+    narrowed = repack_model(str(folder), str(tmp_path / "n"), observer_events=[])
+    assert json.loads((narrowed / "model.json").read_text())["observer_events"] == []
+    assert load(narrowed).observed == [False]
+    assert load(repack_model(str(narrowed), str(tmp_path / "kept"))).observed == [False]
+    with pytest.raises(MaagError, match="not traveler events"):
+        repack_model(str(folder), str(tmp_path / "bad"), observer_events=["death"])
+    with pytest.raises(MaagError, match="the model has no observer"):
+        repack_model("models/traveler", str(tmp_path / "bad"), observer_events=[])
     with pytest.raises(MaagError, match="has no LogicNet for an observer to check"):
         repack_model("models/traveler-baseline", str(tmp_path / "r"), observer_run=str(folder))
     with pytest.raises(MaagError, match="give --logicnet-run too"):

@@ -80,10 +80,12 @@ def export_model(
     reveal_sampler_steps: int | None = None,
     palette: bool = False,
     observer_run: str | None = None,
+    observer_events: list[str] | None = None,
 ) -> Path:
     """Write model folder `out` from generator run `run` (and a LogicNet: a run's latest
     checkpoint, or the LogicNet of a model folder, provenance and all; and likewise an
-    observer, which checks what LogicNet decided against each frame drawn).
+    observer, which checks what LogicNet decided against each frame drawn: of the events
+    `observer_events`, or of all).
 
     Weights are stored in float16 unless `half` is off (they load as float32). With
     `palette`, the colours of the run's training frames (HUD band and view apart) become
@@ -111,17 +113,18 @@ def export_model(
         sampler_steps or recipe.sampler_steps, provenance, networks.get("logicnet"),
         recipe.reveal_sampler_steps if reveal_sampler_steps is None else reveal_sampler_steps,
         players, bounds, data_palette(dataset, spec.hud_height) if palette else None,
-        networks.get("observer"),
+        networks.get("observer"), observer_events,
     )  # fmt: skip
 
 
 def repack_model(
     model: str, out: str, logicnet_run: str | None = None, observer_run: str | None = None,
-    weights: str = "ema", half: bool = True,
+    weights: str = "ema", half: bool = True, observer_events: list[str] | None = None,
 ) -> Path:  # fmt: skip
     """Write model folder `out` from model folder `model` (generator, start frames,
     palette, sampler settings and provenance as they are) with its LogicNet or observer
-    taken from `logicnet_run` or `observer_run` (a run or a model folder) where given."""
+    taken from `logicnet_run` or `observer_run` (a run or a model folder) where given, and
+    the events its observer observes `observer_events` where given."""
     from maag.generative import load, read_model_config, save_model_folder
 
     game = load(model)
@@ -139,6 +142,7 @@ def repack_model(
         config.get("sampler_steps", 1), provenance, networks["logicnet"],
         config.get("reveal_sampler_steps", 0), game.start_players, game.start_bounds,
         game.palette, networks["observer"],
+        config.get("observer_events") if observer_events is None else observer_events,
     )  # fmt: skip
 
 

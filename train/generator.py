@@ -262,7 +262,18 @@ class GeneratorTask:
         return MapViews(episodes, self.spec, get_game(self.spec.name).sprite_mask)
 
     def loss(self, model, batch, recipe: GeneratorRecipe, noise, device):
-        from maag.models.flow import stack_context, to_unit, training_loss
+        from maag.models.flow import training_loss
+
+        inputs = self.inputs(model, batch, recipe, noise, device)
+        return training_loss(model, **inputs, generator=noise, one_step_share=recipe.one_step_share)
+
+    def inputs(
+        self, model, batch: dict, recipe: GeneratorRecipe, noise: torch.Generator, device
+    ) -> dict[str, torch.Tensor | None]:
+        """`training_loss`'s tensors for a batch, on `device`: the context augmented (its
+        rolled rows drawn by `model`, noise, dropped modules), the base, the target and the
+        pixels' weights."""
+        from maag.models.flow import stack_context, to_unit
         from maag.numerical import blank_hud
         from maag.spatial import generator_inputs
 
@@ -307,11 +318,10 @@ class GeneratorTask:
             if map_on is not None:
                 on = map_on[:, None, None]
                 base, extra = generator_inputs(
-                    last.cpu(), batch["canvas"], batch["known"] & on, hud,
+                    last, batch["canvas"], batch["known"] & on, hud,
                     batch["camera_move"] * map_on[:, None],  # the module off knows no camera
                     batch["sprites"] & on,
                 )  # fmt: skip
-                base, extra = base.to(device), extra.to(device)
             if keep is not None:
                 base = blank_hud(base, keep, hud)
             return base, extra
@@ -323,20 +333,17 @@ class GeneratorTask:
         weight = None
         if recipe.moving_weight != 1.0:
             weight = change_weight(target, base_of(clean[:, -1])[0], recipe.moving_weight)
-        return training_loss(
-            model,
-            target=target.to(device),
-            base=base.to(device),
-            context=stack_context(context).to(device),
-            action=action.to(device),
-            corruption=level.to(device),
-            generator=noise,
-            one_step_share=recipe.one_step_share,
-            cond_ids=cond_ids,
-            extra=extra,
-            weight=weight,
-            chance=batch["chance"].to(device),
-        )
+        return {
+            "target": target,
+            "base": base,
+            "context": stack_context(context),
+            "action": action.to(device),
+            "corruption": level,
+            "cond_ids": cond_ids,
+            "extra": extra,
+            "weight": weight,
+            "chance": batch["chance"].to(device),
+        }
 
     def evaluate(self, ema, episodes, recipe: GeneratorRecipe) -> dict[str, float]:
         from maag.metrics import teacher_forced_psnr
