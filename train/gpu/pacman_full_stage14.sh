@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Pac-Man generator stage 14 on one GPU, as it was run (session 25, one NVIDIA H200 lent
-# for 15 minutes in all): the data regenerated from its seeds, a short check run, then
-# stage 8's recipe at a 16x larger batch for as many steps as the time left allows.
+# Pac-Man generator recipe stage 14 (the model card's stage 15) on one GPU, as session 25
+# ran it on one NVIDIA H200 lent for 15 minutes in all: the data regenerated from its
+# seeds, a short check run, then stage 8's recipe at a 16x larger batch for as many steps
+# as the time left allows. Since then it also logs everything into OUT_DIR/device.log and
+# first prints the benchmark's split of a step's time (benchmarks/train_throughput.py).
 #
 #   bash train/gpu/pacman_full_stage14.sh OUT_DIR [SECONDS]
 #
@@ -14,6 +16,7 @@ set -uo pipefail
 out=${1:?usage: pacman_full_stage14.sh OUT_DIR [SECONDS]}
 deadline=$(( $(date +%s) + ${2:-560} ))
 mkdir -p "$out"
+exec > >(tee -a "$out/device.log") 2>&1  # kept under OUT even if the run is cut short
 export PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE
 if ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
@@ -42,6 +45,8 @@ done
 echo "data: $(( $(date +%s) - started )) s"
 
 recipe=train/recipes/pacman_full_stage14.json
+# where a step's time goes on this machine (inputs, forward, backward, waiting for batches)
+timeout 120 python3 benchmarks/train_throughput.py --recipe "$recipe" --steps 20 || true
 # the check run: stage 14's recipe on the held-out episodes alone, 40 steps
 check() {  # loader processes
     python3 - "$recipe" "$1" <<'EOF'
