@@ -368,6 +368,7 @@ class _SampledBatches(torch.utils.data.IterableDataset):
 
 
 def _as_drawn(batch: dict) -> dict:
+    """A batch as the sampler drew it: nothing to collate."""
     return batch
 
 
