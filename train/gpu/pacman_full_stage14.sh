@@ -87,6 +87,8 @@ import sys
 from pathlib import Path
 from safetensors.torch import load_file, save_file
 run = Path("runs/pacman-full-stage14/checkpoints")
+if not list(run.glob("step-*")):
+    sys.exit("no checkpoint was written: the run ended before its first")
 latest = sorted(run.glob("step-*"))[-1]
 ema = {k: v.half().contiguous() for k, v in load_file(str(latest / "ema.safetensors")).items()}
 save_file(ema, f"{sys.argv[1]}/ema16.safetensors", metadata={"checkpoint": latest.name})
