@@ -155,6 +155,17 @@ def test_model_folder_round_trip_is_bitwise(tmp_path, data):
         assert np.array_equal(game.step(action).frame, direct.step(action).frame)
 
 
+def test_noise_on_the_cpu_is_the_generators_own_stream():
+    """`noise_like` draws on the CPU exactly what `torch.randn` draws from the generator (a
+    GPU gets noise from a generator seeded by it instead); a network without weights is on
+    the CPU."""
+    from maag.models.flow import device_of, noise_like
+
+    drawn = noise_like((2, 3), torch.Generator().manual_seed(7), "cpu")
+    assert torch.equal(drawn, torch.randn((2, 3), generator=torch.Generator().manual_seed(7)))
+    assert device_of(torch.nn.Identity()) == torch.device("cpu")
+
+
 def test_sampling_is_deterministic_for_a_seed(data):
     model = tiny_model()
     with torch.no_grad():
