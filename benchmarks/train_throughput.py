@@ -1,7 +1,7 @@
 """Where a generator training step's time goes: drawing the batch, the loss, the update.
 
     python benchmarks/train_throughput.py [--recipe pacman_full_stage14] [--data data/pacman-val]
-        [--batch-size 512] [--loader-workers 12] [--threads N] [--steps 40]
+        [--batch-size 512] [--loader-workers 12] [--threads N] [--steps 40] [--profile]
 
 Runs the recipe's loss on its network (fresh weights; on the GPU where there is one, in
 the recipe's mixed precision) over `--data` alone, and prints the median milliseconds per
@@ -9,7 +9,8 @@ step of: waiting for the next batch (drawn by `--loader-workers` processes, or b
 one), making the network's inputs (augmentation, map channels, the rollouts' drawings),
 the forward pass and loss, and the backward pass with the optimizer step; then samples/s
 over the timed steps and the time one process takes to draw one batch. A GPU waits on
-whichever CPU part is the largest.
+whichever CPU part is the largest. With --profile, then the operations that took the most
+time in making the inputs of 3 more steps (torch.profiler).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--loader-workers", type=int)
     parser.add_argument("--threads", type=int, help="torch threads of this process")
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--profile", action="store_true", help="profile making the inputs")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -105,6 +107,15 @@ def main() -> None:
     for name, seconds in parts.items():
         print(f"| {name} | {statistics.median(seconds) * 1e3:.0f} |")
     print(f"\n{rate:,.0f} samples/s; one process draws a batch in {draw * 1e3:.0f} ms")
+    if args.profile:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if device == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        with torch.profiler.profile(activities=activities) as profile, autocast:
+            for _ in range(3):
+                task.inputs(model, next(batches), recipe, noise, device)
+                sync()
+        print(profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import dataclasses
 import json
 import multiprocessing
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -419,6 +420,19 @@ class Dataset:
 
     def verify(self) -> None:
         """Check every shard (size, checksum, shapes) and that no episode is missing."""
+        self.check_complete()
+        for _ in self:
+            pass
+
+    def load_all(self, threads: int = 8) -> list[dict[str, np.ndarray]]:
+        """Every shard's arrays, in order, checked as `verify` checks them; read `threads` at
+        a time (reading, hashing and parsing a shard mostly run outside Python's lock)."""
+        self.check_complete()
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(self.load_shard, range(len(self.shards))))
+
+    def check_complete(self) -> None:
+        """MaagError unless the shards hold every episode of the manifest, each once."""
         covered = sorted(tuple(s["episodes"]) for s in self.shards)
         expected_start = 0
         for start, stop in covered:
@@ -433,8 +447,6 @@ class Dataset:
                 f"dataset {self.path} holds {expected_start} "
                 f"of {self.manifest['episodes']} episodes"
             )
-        for _ in self:
-            pass
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

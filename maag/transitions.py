@@ -36,8 +36,7 @@ def load_episodes(
             )
     shards, offset = [], 0
     for dataset in datasets:
-        dataset.verify()
-        for shard in dataset:
+        for shard in dataset.load_all():
             if "alt_step" not in shard:  # written before alternatives existed
                 shard |= no_alternatives(dataset.spec)
             shard["alt_step"] = shard["alt_step"] + [offset, 0]  # episode indices of the whole

@@ -45,6 +45,22 @@ def test_split_across_machines_and_workers_gives_the_same_data(tmp_path, dataset
         assert all(np.array_equal(a[key], b[key]) for key in ARRAYS)
 
 
+def test_load_all_reads_the_shards_in_order_and_checks_them(tmp_path, dataset):
+    """The training's loading (shards read concurrently) gives what reading them one by one
+    gives, and refuses what `verify` refuses."""
+    data = Dataset(dataset)
+    for loaded, read in zip(data.load_all(threads=3), data, strict=True):
+        assert all(np.array_equal(loaded[key], read[key]) for key in ARRAYS)
+    copy_dataset(dataset, tmp_path)
+    shard = tmp_path / "shard-00001.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-1] + b"?")
+    with pytest.raises(MaagError, match=r"shard-00001.safetensors is corrupted"):
+        load_episodes(tmp_path)
+    (tmp_path / "shard-00001.safetensors").unlink()
+    with pytest.raises(MaagError, match=r"shard-00001.safetensors is missing"):
+        load_episodes(tmp_path)
+
+
 def test_missing_machine_is_detected(tmp_path):
     write_dataset(
         "traveler", "random", 4, 5, tmp_path, episodes_per_shard=1, shard_index=1,

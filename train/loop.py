@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -380,7 +381,7 @@ def batch_stream(sampler: Any, recipe: Recipe, seed: tuple[int, ...]):
         while True:
             yield sampler.sample(recipe.batch_size)
     if sampler.maps is not None:
-        sampler.maps.build_all(recipe.loader_workers)
+        sampler.maps.build_all(max(recipe.loader_workers, os.cpu_count() or 1))
     yield from torch.utils.data.DataLoader(
         _SampledBatches(sampler, recipe.batch_size, seed),
         batch_size=None,  # the sampler draws whole batches
