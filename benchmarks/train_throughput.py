@@ -66,7 +66,7 @@ def main() -> None:
     )  # fmt: skip
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
     noise = torch.Generator().manual_seed(recipe.seed)
-    batches = batch_stream(sampler, recipe, (recipe.seed, 0, 0))
+    batches = batch_stream(sampler, recipe, (recipe.seed, 0, 0), task)
     parts: dict[str, list[float]] = {
         "wait for the batch": [], "inputs": [], "forward + loss": [], "backward + step": [],
     }  # fmt: skip
@@ -96,7 +96,7 @@ def main() -> None:
                 parts[name].append(ended - began)
     rate = args.steps * recipe.batch_size / (time.perf_counter() - start)
     draw = time.perf_counter()
-    sampler.sample(recipe.batch_size)
+    task.augment(sampler.sample(recipe.batch_size), recipe, sampler.rng)
     draw = time.perf_counter() - draw
     print(
         f"{args.recipe} on {device}, batch {recipe.batch_size}, "

@@ -219,7 +219,7 @@ def test_random_values_redraw_the_hud_as_the_engine_draws_it(name):
     for step in steps:  # what the redraw draws is what the engine draws
         assert np.array_equal(step.frame[:hud], hud_band(spec, step.values))
     new_values, new_frames = with_random_values(
-        spec, values, frames, redraw, torch.Generator().manual_seed(0)
+        spec, values, frames, redraw, np.random.default_rng(0)
     )
     assert torch.equal(new_frames[:, hud:], frames[:, hud:])  # only the HUD is drawn anew
     assert torch.equal(new_values[~redraw], values[~redraw])
@@ -713,6 +713,33 @@ def test_warm_start_from_a_shipped_model_folder(tmp_path, data):
         warm_start(model, str(tmp_path / "model"), spec, "logicnet")
     with pytest.raises(MaagError, match="another game"):
         warm_start(model, str(tmp_path / "model"), maag.make("pong").spec, "generator")
+
+
+def test_augment_draws_from_the_given_generator_and_redraws_only_rows_told_their_tokens(data):
+    """The model-free augmentation (made in the loader processes) is a function of the
+    batch and the sampler's generator, and shows random values only to rows with tokens."""
+    from maag.train.generator import GeneratorTask
+
+    episodes = load_episodes(data)
+    recipe = GeneratorRecipe(
+        preset="XXS", numerical=True, token_dropout=0.5, random_values_share=0.5
+    )
+    task = GeneratorTask()
+    task.build(recipe, maag.make("traveler").spec)
+
+    def augmented(seed: int) -> dict:
+        batch = TransitionSampler(episodes, 4, seed=0).sample(64)
+        return task.augment(batch, recipe, np.random.default_rng(seed))
+
+    first, again, other = augmented(1), augmented(1), augmented(2)
+    for key in ("keep_tokens", "values", "target"):
+        assert torch.equal(first[key], again[key]), key
+    assert not torch.equal(first["keep_tokens"], other["keep_tokens"])
+    keep = first["keep_tokens"]
+    assert 0 < keep.sum() < len(keep)
+    plain = TransitionSampler(episodes, 4, seed=0).sample(64)
+    redrawn = (first["values"] != plain["values"]).any(dim=1)
+    assert redrawn.any() and not (redrawn & ~keep).any()
 
 
 def test_moving_weight_puts_the_loss_on_the_pixels_that_change(data):

@@ -149,15 +149,15 @@ def change_weight(target: torch.Tensor, base: torch.Tensor, factor: float) -> to
 
 def with_random_values(
     spec: GameSpec, values: torch.Tensor, target: torch.Tensor, rows: torch.Tensor,
-    generator: torch.Generator,
+    rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Shown values (B, V) and target frames (B, H, W, 3) uint8 with the rows `rows` shown
     values drawn uniformly over each value's range, their HUD band drawn anew."""
     from maag.games.common import hud_band
 
-    low = torch.tensor([v.low for v in spec.values])
-    span = torch.tensor([v.high - v.low + 1 for v in spec.values])
-    drawn = low + (torch.rand(values.shape, generator=generator) * span).long().minimum(span - 1)
+    low = np.array([v.low for v in spec.values])
+    high = np.array([v.high for v in spec.values])
+    drawn = torch.from_numpy(rng.integers(low, high, size=tuple(values.shape), endpoint=True))
     values, target = values.clone(), target.clone()
     for row in torch.nonzero(rows).flatten().tolist():
         values[row] = drawn[row]
@@ -261,6 +261,27 @@ class GeneratorTask:
             return None
         return MapViews(episodes, self.spec, get_game(self.spec.name).sprite_mask)
 
+    def augment(self, batch: dict, recipe: GeneratorRecipe, rng: np.random.Generator) -> dict:
+        """The changes to a drawn batch that need no network, made where it is drawn (in the
+        loader processes when there are any, off the training process's step): sprites
+        dropped from the last context frame of a share of rows, and with the numerical
+        module the rows told their tokens (`keep_tokens`), a share of them shown random
+        values. Draws from the sampler's generator `rng`, so a resumed run draws the same."""
+        rows = len(batch["target"])
+        if recipe.sprite_dropout:
+            dropped = torch.from_numpy(rng.random(rows) < recipe.sprite_dropout)
+            batch["context"] = drop_new_sprites(batch["context"], dropped, self.sprite_mask)
+        if self.tokens:
+            keep = torch.from_numpy(rng.random(rows) >= recipe.token_dropout)
+            keep |= batch["alternative"]  # the tokens alone tell an alternative outcome
+            if recipe.random_values_share:
+                redraw = keep & torch.from_numpy(rng.random(rows) < recipe.random_values_share)
+                batch["values"], batch["target"] = with_random_values(
+                    self.spec, batch["values"], batch["target"], redraw, rng
+                )
+            batch["keep_tokens"] = keep
+        return batch
+
     def loss(self, model, batch, recipe: GeneratorRecipe, noise, device):
         from maag.models.flow import training_loss
 
@@ -270,9 +291,9 @@ class GeneratorTask:
     def inputs(
         self, model, batch: dict, recipe: GeneratorRecipe, noise: torch.Generator, device
     ) -> dict[str, torch.Tensor | None]:
-        """`training_loss`'s tensors for a batch, on `device`: the context augmented (its
-        rolled rows drawn by `model`, noise, dropped modules), the base, the target and the
-        pixels' weights."""
+        """`training_loss`'s tensors for an augmented batch (`augment`), on `device`: the
+        context augmented (its rolled rows drawn by `model`, noise, dropped modules), the
+        base, the target and the pixels' weights."""
         from maag.models.flow import stack_context, to_unit
         from maag.numerical import blank_hud
         from maag.spatial import generator_inputs
@@ -285,9 +306,6 @@ class GeneratorTask:
             context, target, action = mirror(
                 context, target, action, rows, self.mirrored_actions, hud
             )
-        if recipe.sprite_dropout:
-            dropped = torch.rand(len(context), generator=noise) < recipe.sprite_dropout
-            context = drop_new_sprites(context, dropped, self.sprite_mask)
         if recipe.sprite_copies:
             copied = torch.rand(len(context), generator=noise) < recipe.sprite_copies
             context = copy_a_sprite(context, copied, self.sprite_mask, self.spec.scroll, hud, noise)
@@ -301,16 +319,9 @@ class GeneratorTask:
         map_on, keep, cond_ids = None, None, None
         if recipe.spatial:
             map_on = (torch.rand(len(context), generator=noise) >= recipe.map_dropout).numpy()
-        values = batch["values"]
         if self.tokens:
-            keep = torch.rand(len(context), generator=noise) >= recipe.token_dropout
-            keep |= batch["alternative"]  # the tokens alone tell an alternative outcome
-            if recipe.random_values_share:
-                redraw = keep & (
-                    torch.rand(len(context), generator=noise) < recipe.random_values_share
-                )
-                values, target = with_random_values(self.spec, values, target, redraw, noise)
-            cond_ids = self.tokens.batch(values, keep, batch["events"]).to(device)
+            keep = batch["keep_tokens"]
+            cond_ids = self.tokens.batch(batch["values"], keep, batch["events"]).to(device)
 
         def base_of(last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             """The generator's base (and map channels) from a last context frame."""

@@ -176,6 +176,9 @@ class LogicNetTask:
     drawn: DrawnFrames | None = None
     played: PlayedFrames | None = None
 
+    def augment(self, batch: dict, recipe: LogicNetRecipe, rng: np.random.Generator) -> dict:
+        return batch  # LogicNet's batches need no change before its loss
+
     def build(self, recipe: LogicNetRecipe, spec: GameSpec):
         from maag.models.logicnet import LogicNet
 

@@ -167,6 +167,9 @@ class Task(Protocol):
 
     def build(self, recipe: Any, spec: GameSpec) -> torch.nn.Module: ...
 
+    def augment(self, batch: dict, recipe: Any, rng: np.random.Generator) -> dict:
+        """A drawn batch with the changes that need no network (made where it is drawn)."""
+
     def loss(
         self, model, batch: dict, recipe: Any, noise: torch.Generator, device
     ) -> torch.Tensor: ...
@@ -288,7 +291,7 @@ def train(
             f"{recipe.mixed_precision}, {len(episodes['frames'])} episodes, from step {step}"
         )
 
-    batches = batch_stream(sampler, recipe, (recipe.seed, accelerator.process_index, step))
+    batches = batch_stream(sampler, recipe, (recipe.seed, accelerator.process_index, step), task)
     model.train()
     examples_per_step = recipe.batch_size * recipe.grad_accum * accelerator.num_processes
     bar = tqdm(total=recipe.steps, initial=step, disable=not (main and progress), unit="step")
@@ -353,11 +356,12 @@ def train(
 
 
 class _SampledBatches(torch.utils.data.IterableDataset):
-    """Endless batches of a TransitionSampler; each loader process draws its own, seeded by
-    `seed` and its index."""
+    """Endless batches of a TransitionSampler, each changed by `augment(batch, rng)` (the
+    sampler's generator); each loader process draws its own, seeded by `seed` and its
+    index."""
 
-    def __init__(self, sampler: Any, batch_size: int, seed: tuple[int, ...]):
-        self.sampler, self.batch_size, self.seed = sampler, batch_size, seed
+    def __init__(self, sampler: Any, batch_size: int, seed: tuple[int, ...], augment):
+        self.sampler, self.batch_size, self.seed, self.augment = sampler, batch_size, seed, augment
 
     def __iter__(self):
         worker = torch.utils.data.get_worker_info()
@@ -365,7 +369,7 @@ class _SampledBatches(torch.utils.data.IterableDataset):
             torch.set_num_threads(1)  # many such processes share the machine's cores
             self.sampler.rng = np.random.default_rng([*self.seed, worker.id])
         while True:
-            yield self.sampler.sample(self.batch_size)
+            yield self.augment(self.sampler.sample(self.batch_size), self.sampler.rng)
 
 
 def _as_drawn(batch: dict) -> dict:
@@ -373,17 +377,22 @@ def _as_drawn(batch: dict) -> dict:
     return batch
 
 
-def batch_stream(sampler: Any, recipe: Recipe, seed: tuple[int, ...]):
-    """The training batches: drawn by the training process when they are asked for (so a
-    checkpoint's sampler state resumes exactly), or by `recipe.loader_workers` processes
-    ahead of the step, each seeded by `seed` (run seed, process index, first step)."""
+def batch_stream(sampler: Any, recipe: Recipe, seed: tuple[int, ...], task: Task):
+    """The training batches, augmented by `task`: drawn by the training process when they
+    are asked for (so a checkpoint's sampler state resumes exactly), or by
+    `recipe.loader_workers` processes ahead of the step, each seeded by `seed` (run seed,
+    process index, first step)."""
+
+    def augment(batch: dict, rng: np.random.Generator) -> dict:
+        return task.augment(batch, recipe, rng)
+
     if not recipe.loader_workers:
         while True:
-            yield sampler.sample(recipe.batch_size)
+            yield augment(sampler.sample(recipe.batch_size), sampler.rng)
     if sampler.maps is not None:
         sampler.maps.build_all(max(recipe.loader_workers, os.cpu_count() or 1))
     yield from torch.utils.data.DataLoader(
-        _SampledBatches(sampler, recipe.batch_size, seed),
+        _SampledBatches(sampler, recipe.batch_size, seed, augment),
         batch_size=None,  # the sampler draws whole batches
         collate_fn=_as_drawn,
         num_workers=recipe.loader_workers,
