@@ -74,7 +74,7 @@ def draw(
     )  # fmt: skip
     pixels = to_uint8(frames).numpy()
     if game.palette is not None:
-        pixels = np.stack([game.palette.snap(np.ascontiguousarray(p), hud) for p in pixels])
+        pixels = game.palette.snap(pixels, hud)
     return pixels
 
 

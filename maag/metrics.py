@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from maag.numerical import DigitTokenizer, blank_hud
+from maag.palette import Palette
 from maag.spatial import generator_inputs
 from maag.transitions import MapViews, TransitionSampler, drop_new_sprites
 
@@ -24,12 +25,13 @@ def draw_next(
     noise: torch.Generator,
     tokens: DigitTokenizer | None = None,
     maps: MapViews | None = None,
+    palette: Palette | None = None,
 ) -> torch.Tensor:
-    """The generator's next frames (B, H, W, 3) uint8 for a batch of transitions (see
-    `TransitionSampler.gather`), teacher-forced: with `tokens`, told the batch's values and
-    events as by a perfect record; with `maps`, the map's views of the true past frames. A
-    generator built for a module that is not given gets the module's "off" inputs, as in
-    play."""
+    """The generator's next frames (B, H, W, 3) uint8 on the CPU for a batch of transitions
+    (see `TransitionSampler.gather`), teacher-forced: with `tokens`, told the batch's values
+    and events as by a perfect record; with `maps`, the map's views of the true past frames;
+    with `palette`, snapped to it (where the generator runs). A generator built for a module
+    that is not given gets the module's "off" inputs, as in play."""
     from maag.models.flow import device_of, stack_context, to_uint8, to_unit
 
     config, device = generator.config, device_of(generator)
@@ -56,7 +58,10 @@ def draw_next(
         cond_ids=None if cond_ids is None else cond_ids.to(device),
         chance=batch["chance"].to(device),
     )  # fmt: skip
-    return to_uint8(frames).cpu()
+    frames = to_uint8(frames)
+    if palette is not None:
+        frames = palette.snap(frames, hud)
+    return frames.cpu()
 
 
 def teacher_forced_psnr(
@@ -207,7 +212,6 @@ def redrawn_after_loss(
     picked = np.asarray(moved)[np.linspace(0, len(moved) - 1, min(count, len(moved))).astype(int)]
     sampler = FlowSampler(sampler_steps)
     noise = torch.Generator().manual_seed(seed)
-    hud = generator.config.hud_height
     drawn = {"as_is": 0, "lost": 0}
     was_training = generator.training
     generator.eval()
@@ -218,11 +222,10 @@ def redrawn_after_loss(
         lost = batch | {"context": drop_new_sprites(batch["context"], every, sprite_mask)}
         for case, inputs in (("as_is", batch), ("lost", lost)):
             for frame, truth in zip(
-                draw_next(generator, inputs, sampler, noise, tokens).numpy(),
+                draw_next(generator, inputs, sampler, noise, tokens, palette=palette).numpy(),
                 batch["target"].numpy(),
                 strict=True,
             ):
-                frame = palette.snap(frame, hud) if palette is not None else frame
                 drawn[case] += read_frame(frame) == read_frame(truth)
     generator.train(was_training)
     return {case: n / max(1, len(picked)) for case, n in drawn.items()} | {"count": len(picked)}

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import torch
 
 from maag.errors import MaagError
 
 MAX_COLOURS = 64  # per band: more than this and a game is not drawn with a palette
+Frames = TypeVar("Frames", np.ndarray, torch.Tensor)
 
 
 def _colours(value: Any, band: str) -> np.ndarray:
@@ -33,14 +35,19 @@ def _colours(value: Any, band: str) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.uint8)
 
 
-def nearest_colour(pixels: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """`pixels` (..., 3) uint8 with each one replaced by its nearest of `colours` (K, 3)
-    by squared RGB distance (ties: the first)."""
-    flat = pixels.reshape(-1, 3).astype(np.float32)
-    table = colours.astype(np.float32)
-    # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, and |p|^2 is the same for every colour
-    distance = (table**2).sum(1) - 2 * flat @ table.T
-    return colours[distance.argmin(1)].reshape(pixels.shape)
+def nearest_colour(pixels: Frames, colours: np.ndarray) -> Frames:
+    """`pixels` (..., 3) uint8, a numpy array or a tensor on any device, with each one
+    replaced by its nearest of `colours` (K, 3) by squared RGB distance (ties: the first);
+    of the type it was given, on its device."""
+    given = torch.as_tensor(pixels)
+    table = torch.as_tensor(colours).to(given.device)
+    flat, float_table = given.reshape(-1, 3).float(), table.float()
+    # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, and |p|^2 is the same for every colour; in float32
+    # (no autocast) every term is an integer below 2**24: exact, so ties break alike anywhere
+    with torch.autocast(given.device.type, enabled=False):
+        distance = (float_table**2).sum(1) - 2 * flat @ float_table.T
+    snapped = table[distance.argmin(1)].reshape(given.shape)
+    return snapped.numpy() if isinstance(pixels, np.ndarray) else snapped
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,14 +63,17 @@ class Palette:
         if not len(self.view):
             raise MaagError("a palette needs at least one view colour")
 
-    def snap(self, frame: np.ndarray, hud_height: int) -> np.ndarray:
-        """`frame` (H, W, 3) uint8 with every pixel the nearest colour of its band (a frame
-        with a HUD needs a palette with HUD colours: `fits`)."""
-        snapped = np.empty_like(frame)
-        if hud_height:
-            snapped[:hud_height] = nearest_colour(frame[:hud_height], self.hud)
-        snapped[hud_height:] = nearest_colour(frame[hud_height:], self.view)
-        return snapped
+    def snap(self, frames: Frames, hud_height: int) -> Frames:
+        """`frames` (..., H, W, 3) uint8, one frame or a batch, a numpy array or a tensor on
+        any device, with every pixel the nearest colour of its band (a frame with a HUD
+        needs a palette with HUD colours: `fits`)."""
+        view = nearest_colour(frames[..., hud_height:, :, :], self.view)
+        if not hud_height:
+            return view
+        hud = nearest_colour(frames[..., :hud_height, :, :], self.hud)
+        if isinstance(frames, np.ndarray):
+            return np.concatenate([hud, view], axis=-3)
+        return torch.cat([hud, view], dim=-3)
 
     def fits(self, hud_height: int) -> bool:
         """Whether it has colours for every band of frames with this HUD height."""

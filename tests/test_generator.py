@@ -584,6 +584,25 @@ def test_a_palette_snaps_each_band_to_its_own_colours():
         Palette(hud, [])
 
 
+def test_a_palette_snaps_a_batch_of_tensors_as_it_snaps_each_frame_in_numpy():
+    """One implementation for play's frames (numpy, one at a time) and training's drawings
+    (a tensor batch, on the device that drew them): the same colours, ties included."""
+    rng = np.random.default_rng(0)
+    # bright colours one step apart: a product of pixel and colour rounded to bfloat16 (as
+    # autocast would) picks wrong ones
+    view = [[0, 0, 0], [0, 0, 2], [200, 200, 200], [201, 200, 200], [200, 201, 199]]
+    palette = Palette([[24, 24, 40], [255, 255, 255]], view)
+    frames = rng.integers(196, 206, (6, 10, 8, 3), dtype=np.uint8)
+    frames[0, 5, 0] = [0, 0, 1]  # as near black as the second colour: the first wins
+    one_by_one = np.stack([palette.snap(frame, hud_height=2) for frame in frames])
+    assert one_by_one[0, 5, 0].tolist() == [0, 0, 0]
+    assert len(np.unique(one_by_one[:, 2:].reshape(-1, 3), axis=0)) == 4  # all but [0, 0, 2]
+    with torch.autocast("cpu", torch.bfloat16):  # as in training: the snap stays exact
+        batch = palette.snap(torch.from_numpy(frames), hud_height=2)
+    assert isinstance(batch, torch.Tensor) and np.array_equal(batch.numpy(), one_by_one)
+    assert np.array_equal(palette.snap(frames, hud_height=2), one_by_one)
+
+
 def test_a_model_exported_with_a_palette_draws_only_the_datas_colours(tmp_path, data):
     run = tmp_path / "run"
     train_generator(recipe_for(data), run, progress=False)

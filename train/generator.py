@@ -240,12 +240,9 @@ class GeneratorTask:
                         dim=1,
                     )
                 }
-            frames = draw_next(network, transition, sampler, noise, self.tokens, self.maps)
-            if self.palette is not None:
-                hud = self.spec.hud_height
-                frames = torch.from_numpy(
-                    np.stack([self.palette.snap(f, hud) for f in frames.numpy()])
-                )
+            frames = draw_next(
+                network, transition, sampler, noise, self.tokens, self.maps, self.palette
+            )
             drawn.append(frames.clone())  # a plain tensor, not one made in inference mode
         own = min(len(drawn), window)
         context = context.clone()

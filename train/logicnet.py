@@ -97,12 +97,10 @@ class DrawnFrames:
             batch = drawing.gather(self.episode[rows], drawn_at[rows])
             with torch.inference_mode():
                 frames = draw_next(
-                    game.generator, batch, sampler, noise, game.tokens, generator_maps
-                )
-            frames = np.ascontiguousarray(frames.numpy())
-            if game.palette is not None:
-                frames = np.stack([game.palette.snap(f, spec.hud_height) for f in frames])
-            drawn.append(frames)
+                    game.generator, batch, sampler, noise, game.tokens, generator_maps,
+                    game.palette,
+                )  # fmt: skip
+            drawn.append(np.ascontiguousarray(frames.numpy()))
         self.frames = np.concatenate(drawn)
         self.transitions = TransitionSampler(
             episodes, context_frames, maps=maps if map_view else None
