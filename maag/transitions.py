@@ -113,16 +113,24 @@ class MapViews:
         self.sprite_mask = sprite_mask
         self.size = (spec.frame_height - spec.hud_height, spec.frame_width)
         self.histories: dict[int, MapHistory] = {}
+        # per episode the sprite masks of its frames (T + 1, H, W / 8), bits packed along
+        # the width: made with the history, whose writes keep sprites out, and read back
+        # for every batch instead of finding the sprites again
+        self.sprite_bits: dict[int, np.ndarray] = {}
 
     def history(self, episode: int) -> MapHistory:
         if episode not in self.histories:
-            self.histories[episode] = self._build(episode)
+            self.histories[episode], self.sprite_bits[episode] = self._build(episode)
         return self.histories[episode]
 
-    def _build(self, episode: int) -> MapHistory:
+    def _build(self, episode: int) -> tuple[MapHistory, np.ndarray]:
         frames = self.frames[episode]
-        keeps = [self.sprite_mask(f)[self.hud :] for f in frames] if self.sprite_mask else None
-        return MapHistory(frames[:, self.hud :], self.cameras[episode], keeps)
+        if self.sprite_mask is None:
+            masks = np.zeros(frames.shape[:-1], bool)
+            return MapHistory(frames[:, self.hud :], self.cameras[episode]), np.packbits(masks, -1)
+        masks = np.stack([self.sprite_mask(f) for f in frames])
+        history = MapHistory(frames[:, self.hud :], self.cameras[episode], masks[:, self.hud :])
+        return history, np.packbits(masks, axis=-1)
 
     def build_all(self, processes: int) -> None:
         """Build every episode's history now, over `processes` forked processes: before
@@ -143,31 +151,30 @@ class MapViews:
                 built = pool.map(_build_history, missing, chunksize=chunk)
         finally:
             _BUILDING = None
-        self.histories.update(zip(missing, built, strict=True))
+        for episode, (history, bits) in zip(missing, built, strict=True):
+            self.histories[episode], self.sprite_bits[episode] = history, bits
 
     def views(self, episode: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
         """Before each target frame: the map's canvas (B, h, w, 3) uint8 and known (B, h, w)
         bool, and the last frame's sprites (B, H, W) bool."""
-        canvases, knowns, sprites = [], [], []
+        canvases, knowns, sprite_bits = [], [], []
         for e, t in zip(episode.tolist(), target.tolist(), strict=True):
             canvas, known, _ = self.history(e).view(t, tuple(self.cameras[e, t]), self.size)
             canvases.append(canvas)
             knowns.append(known)
-            last = self.frames[e, t - 1]
-            sprites.append(
-                self.sprite_mask(last) if self.sprite_mask else np.zeros(last.shape[:2], bool)
-            )
+            sprite_bits.append(self.sprite_bits[e][t - 1])
+        width = self.frames.shape[-2]
         return {
             "canvas": np.stack(canvases),
             "known": np.stack(knowns),
-            "sprites": np.stack(sprites),
+            "sprites": np.unpackbits(np.stack(sprite_bits), axis=-1, count=width).astype(bool),
         }
 
 
 _BUILDING: MapViews | None = None  # see MapViews.build_all
 
 
-def _build_history(episode: int) -> MapHistory:
+def _build_history(episode: int) -> tuple[MapHistory, np.ndarray]:
     return _BUILDING._build(episode)
 
 

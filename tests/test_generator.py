@@ -494,6 +494,10 @@ def test_map_histories_built_ahead_over_processes_give_the_views_built_on_demand
     episode, target = np.repeat(np.arange(4), 23), np.tile(np.arange(1, 24), 4)
     for key, view in ahead.views(episode, target).items():
         assert np.array_equal(view, on_demand.views(episode, target)[key]), key
+    # the sprites of each last frame, kept from the build, are what the game finds in it
+    last = episodes["frames"][episode, target - 1]
+    found = np.stack([get_game(spec.name).sprite_mask(frame) for frame in last])
+    assert found.any() and np.array_equal(ahead.views(episode, target)["sprites"], found)
 
 
 def test_a_compiled_run_checkpoints_the_same_weights_as_a_plain_one(tmp_path, data):

@@ -314,10 +314,9 @@ def train(
         step += 1
         timed_steps += 1
         decay = min(recipe.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            trained = accelerator.unwrap_model(model).parameters()
-            for e, p in zip(ema.parameters(), trained, strict=True):
-                e.lerp_(p.detach().float(), 1 - decay)
+        with torch.no_grad():  # one fused update (timm's ModelEmaV3 does the same)
+            trained = [p.detach().float() for p in accelerator.unwrap_model(model).parameters()]
+            torch._foreach_lerp_(list(ema.parameters()), trained, 1 - decay)
         bar.update(1)
         last = step == recipe.steps
         if step % recipe.log_every == 0 or last:
