@@ -90,7 +90,9 @@ class FlowSampler:
         self.scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
         self.steps = steps
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: inside a training step's autocast (the rollouts' drawings)
+    # the weights' low-precision copies are then made once for all passes, not in each one
+    @torch.no_grad()
     def sample(
         self,
         model: FrameDiT,

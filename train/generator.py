@@ -243,7 +243,7 @@ class GeneratorTask:
             frames = draw_next(
                 network, transition, sampler, noise, self.tokens, self.maps, self.palette
             )
-            drawn.append(frames.clone())  # a plain tensor, not one made in inference mode
+            drawn.append(frames)
         own = min(len(drawn), window)
         context = context.clone()
         context[batch["rolled"], window - own :] = torch.stack(drawn[-own:], 1)
