@@ -50,6 +50,29 @@ def classify_pixels(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return labels
 
 
+def near_any_colour(pixels: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Boolean mask of the pixels (..., 3) uint8 within COLOUR_TOLERANCE of some colour of
+    `colours` (K <= 64, 3) on every channel: `classify_pixels(pixels, colours) >= 0`, by
+    one table look-up per channel instead of a distance to every colour."""
+    tables = _near_tables(np.ascontiguousarray(colours, np.uint8).tobytes())
+    near = tables[0][pixels[..., 0]] & tables[1][pixels[..., 1]] & tables[2][pixels[..., 2]]
+    return near != 0
+
+
+@lru_cache(maxsize=64)
+def _near_tables(colours: bytes) -> np.ndarray:
+    """(3, 256) uint64: per channel and value, a bit for each colour within tolerance."""
+    rgb = np.frombuffer(colours, np.uint8).reshape(-1, 3).astype(np.int16)
+    if len(rgb) > 64:
+        raise ValueError(f"near_any_colour takes up to 64 colours, got {len(rgb)}")
+    values = np.arange(256, dtype=np.int16)
+    close = np.abs(values[None, :, None] - rgb.T[:, None, :]) <= COLOUR_TOLERANCE  # (3, 256, K)
+    bits = np.left_shift(np.uint64(1), np.arange(len(rgb), dtype=np.uint64))
+    tables = np.bitwise_or.reduce(np.where(close, bits, np.uint64(0)), axis=-1)
+    tables.flags.writeable = False
+    return tables
+
+
 def hud_band(spec: GameSpec, values: dict[str, int]) -> np.ndarray:
     """The HUD band (hud_height, width, 3) showing `values` as zero-padded digits."""
     return _hud_band(spec, tuple(values[v.name] for v in spec.values))

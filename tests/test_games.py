@@ -102,3 +102,21 @@ def test_unknown_names_are_refused():
         maag.make("tetris")
     with pytest.raises(maag.MaagError, match="unknown agent"):
         make_agent("traveler", "sprinter", 0)
+
+
+def test_near_any_colour_finds_what_classify_pixels_finds():
+    """The table look-up the sprite masks use marks exactly the pixels that classify_pixels
+    gives a colour, near the colours' tolerance edges as well as far from them."""
+    from maag.games.common import COLOUR_TOLERANCE, classify_pixels, near_any_colour
+
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (9, 3), dtype=np.uint8)
+    offsets = rng.integers(-COLOUR_TOLERANCE - 3, COLOUR_TOLERANCE + 4, (4000, 3))
+    near = np.clip(colours[rng.integers(0, 9, 4000)] + offsets, 0, 255).astype(np.uint8)
+    anywhere = rng.integers(0, 256, (4000, 3), dtype=np.uint8)
+    for pixels in (near.reshape(40, 100, 3), anywhere):
+        found = near_any_colour(pixels, colours)
+        assert np.array_equal(found, classify_pixels(pixels, colours) >= 0)
+    assert 0.2 < near_any_colour(near, colours).mean() < 0.9  # both sides of the edge
+    with pytest.raises(ValueError, match="up to 64 colours"):
+        near_any_colour(near, np.zeros((65, 3), np.uint8))

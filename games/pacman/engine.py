@@ -21,7 +21,7 @@ from maag.spec import (
     ValueSpec,
 )
 
-from ..common import COLOUR_TOLERANCE, Engine, classify_pixels, hud_band, read_hud
+from ..common import COLOUR_TOLERANCE, Engine, hud_band, near_any_colour, read_hud
 
 TILE = 4
 VIEW_COLS, VIEW_ROWS = 16, 14
@@ -450,7 +450,7 @@ def sprite_mask(frame: np.ndarray) -> np.ndarray:
     the spatial map must not keep them. Works on generated frames too."""
     hud = SPEC.hud_height
     mask = np.zeros(frame.shape[:2], dtype=bool)
-    near = classify_pixels(frame[hud:], _SPRITE_COLOURS) >= 0
+    near = near_any_colour(frame[hud:], _SPRITE_COLOURS)
     tiles = near.reshape(VIEW_ROWS, TILE, VIEW_COLS, TILE).any(axis=(1, 3))
     mask[hud:] = tiles.repeat(TILE, axis=0).repeat(TILE, axis=1)
     return mask

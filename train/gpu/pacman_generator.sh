@@ -62,8 +62,9 @@ fi
 [[ "$rate" =~ ^[0-9]+$ ]] || { echo "no rate measured: 800 samples/s assumed"; rate=800; }
 batch=$(python3 -c "import json; print(json.load(open('$recipe'))['batch_size'])")
 # setup of the full run (loading 480 episodes, their palette, the close calls: 104 s in
-# session 26; then the map histories: about 60 s); the rate taken at 80%
-steps=$(( rate * ($(seconds_left) - 165 - 45) / batch * 8 / 10 ))
+# session 26, before the shards were read once; then the map histories: about 60 s then,
+# 2.9 times faster since); the rate taken at 80%
+steps=$(( rate * ($(seconds_left) - 120 - 45) / batch * 8 / 10 ))
 steps=$(( steps < 100 ? 100 : steps > 20000 ? 20000 : steps ))
 echo "[$(date +%T)] benchmark: $rate samples/s; full run: $steps steps"
 
