@@ -222,7 +222,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from maag.games import get_game
     from maag.generative import load
-    from maag.metrics import teacher_forced_psnr
+    from maag.metrics import teacher_forced_psnr, teacher_forced_reading
     from maag.transitions import load_episodes
 
     game = load(args.model)
@@ -249,6 +249,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
             f"{args.model}: teacher-forced next-frame PSNR {scores['psnr']:.2f} dB at {steps} "
             f"sampler step(s); copy-last-frame {scores['copy_last_psnr']:.2f} dB "
             f"({args.count} transitions of {args.data})"
+        )
+        read = teacher_forced_reading(
+            game.generator, episodes, definition.read_frame, steps, args.count, tokens=game.tokens,
+            maps=maps, palette=game.palette,
+        )  # fmt: skip
+        fields = ", ".join(f"{name} {share:.4f}" for name, share in read["fields"].items())
+        print(
+            f"{args.model}: teacher-forced drawings read as the engine's frame at {steps} "
+            f"sampler step(s): {read['all']:.4f} ({fields}); where an event fires "
+            f"{read['event_all']:.4f} ({read['event_steps']} transitions)"
         )
         if game.tokens is not None and game.tokens.event_names and len(episodes["alt_step"]):
             from maag.metrics import told_events_drawn

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -64,6 +65,36 @@ def draw_next(
     return frames.cpu()
 
 
+def teacher_forced_drawings(
+    generator: torch.nn.Module,
+    episodes: dict[str, np.ndarray],
+    sampler_steps: int,
+    count: int,
+    batch_size: int = 64,
+    seed: int = 0,
+    tokens: DigitTokenizer | None = None,
+    maps: MapViews | None = None,
+    palette: Palette | None = None,
+) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """(batch, drawn frames) for `count` evenly spread transitions, `batch_size` at a time
+    (inputs as in `draw_next`), with the generator in eval mode meanwhile."""
+    from maag.models.flow import FlowSampler
+
+    transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
+    episode, target = transitions.evenly_spaced(count)
+    sampler = FlowSampler(sampler_steps)
+    noise = torch.Generator().manual_seed(seed)
+    was_training = generator.training
+    generator.eval()
+    try:
+        for start in range(0, count, batch_size):
+            rows = slice(start, start + batch_size)
+            batch = transitions.gather(episode[rows], target[rows])
+            yield batch, draw_next(generator, batch, sampler, noise, tokens, maps, palette)
+    finally:
+        generator.train(was_training)
+
+
 def teacher_forced_psnr(
     generator: torch.nn.Module,
     episodes: dict[str, np.ndarray],
@@ -80,27 +111,64 @@ def teacher_forced_psnr(
     PSNR is taken of the mean squared error over all pixels of all transitions (not a
     mean of per-frame PSNRs, which perfect frames would make infinite).
     """
-    from maag.models.flow import FlowSampler
-
-    transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
-    episode, target = transitions.evenly_spaced(count)
-    sampler = FlowSampler(sampler_steps)
-    noise = torch.Generator().manual_seed(seed)
     model_se = copy_se = 0.0
     pixels = 0
-    was_training = generator.training
-    generator.eval()
-    for start in range(0, count, batch_size):
-        batch = transitions.gather(
-            episode[start : start + batch_size], target[start : start + batch_size]
-        )
-        frames = draw_next(generator, batch, sampler, noise, tokens, maps)
+    for batch, frames in teacher_forced_drawings(
+        generator, episodes, sampler_steps, count, batch_size, seed, tokens, maps
+    ):
         truth = batch["target"].double()
         model_se += ((frames.double() - truth) ** 2).sum().item()
         copy_se += ((batch["context"][:, -1].double() - truth) ** 2).sum().item()
         pixels += truth.numel()
-    generator.train(was_training)
     return {"psnr": psnr(model_se / pixels), "copy_last_psnr": psnr(copy_se / pixels)}
+
+
+def read_as_truth(drawn: np.ndarray, truth: np.ndarray, read_frame) -> dict[str, int]:
+    """How many of the drawn frames the frame reader reads exactly as the true ones ("all"),
+    and, per field of the reading (values, the player, ...), how many read that field so."""
+    counts: dict[str, int] = {"all": 0}
+    for frame, target in zip(drawn, truth, strict=True):
+        reading, expected = read_frame(frame), read_frame(target)
+        counts["all"] += reading == expected
+        for name in expected.__dataclass_fields__:
+            same = getattr(reading, name) == getattr(expected, name)
+            counts[name] = counts.get(name, 0) + same
+    return counts
+
+
+def teacher_forced_reading(
+    generator: torch.nn.Module,
+    episodes: dict[str, np.ndarray],
+    read_frame,
+    sampler_steps: int = 1,
+    count: int = 1024,
+    tokens: DigitTokenizer | None = None,
+    maps: MapViews | None = None,
+    palette: Palette | None = None,
+) -> dict[str, float]:
+    """The share of `count` evenly spread transitions whose drawing (inputs as in
+    `draw_next`, snapped to `palette` as in play) the frame reader reads exactly as the
+    engine's next frame ("all"), the share per field of the reading ("fields"), and the
+    first over the "event_steps" transitions where an event fires ("event_all"). One
+    step's exactness bounds a rollout's: it keeps to the rules only while every step does."""
+    totals: dict[str, int] = {}
+    event_all = event_steps = 0
+    for batch, drawn in teacher_forced_drawings(
+        generator, episodes, sampler_steps, count, tokens=tokens, maps=maps, palette=palette
+    ):
+        frames, truth = drawn.numpy(), batch["target"].numpy()
+        for name, n in read_as_truth(frames, truth, read_frame).items():
+            totals[name] = totals.get(name, 0) + n
+        fired = (batch["events"].sum(dim=1) > 0).numpy()
+        event_steps += int(fired.sum())
+        event_all += read_as_truth(frames[fired], truth[fired], read_frame)["all"]
+    every = totals.pop("all")
+    return {
+        "all": every / count,
+        "fields": {name: n / count for name, n in totals.items()},
+        "event_all": event_all / event_steps if event_steps else math.nan,
+        "event_steps": event_steps,
+    }
 
 
 def worst_drawn(
@@ -174,10 +242,7 @@ def told_events_drawn(
         }  # fmt: skip
         for outcome, inputs in told.items():
             frames = draw_next(generator, inputs, sampler, noise, tokens).numpy()
-            drawn[outcome] += sum(
-                read_frame(frame) == read_frame(target)
-                for frame, target in zip(frames, inputs["target"].numpy(), strict=True)
-            )
+            drawn[outcome] += read_as_truth(frames, inputs["target"].numpy(), read_frame)["all"]
     generator.train(was_training)
     count = len(alternatives)
     return {outcome: n / count for outcome, n in drawn.items()} | {"count": count}
@@ -221,11 +286,7 @@ def redrawn_after_loss(
         every = torch.ones(len(rows), dtype=torch.bool)
         lost = batch | {"context": drop_new_sprites(batch["context"], every, sprite_mask)}
         for case, inputs in (("as_is", batch), ("lost", lost)):
-            for frame, truth in zip(
-                draw_next(generator, inputs, sampler, noise, tokens, palette=palette).numpy(),
-                batch["target"].numpy(),
-                strict=True,
-            ):
-                drawn[case] += read_frame(frame) == read_frame(truth)
+            frames = draw_next(generator, inputs, sampler, noise, tokens, palette=palette)
+            drawn[case] += read_as_truth(frames.numpy(), batch["target"].numpy(), read_frame)["all"]
     generator.train(was_training)
     return {case: n / max(1, len(picked)) for case, n in drawn.items()} | {"count": len(picked)}

@@ -152,3 +152,5 @@ def test_eval_tells_how_often_pongs_generator_draws_the_events_it_is_told(tmp_pa
     assert len(told) == 1 and "with an alternative outcome" in told[0]
     redrawn = [line for line in out if "drawn again after a lost frame" in line]
     assert len(redrawn) == 1 and "where a sprite moved" in redrawn[0]
+    read = [line for line in out if "read as the engine's frame" in line]
+    assert len(read) == 1 and all(f"{field} " in read[0] for field in ("values", "ball"))

@@ -546,6 +546,60 @@ def test_told_events_drawn_says_whether_the_generator_draws_what_it_is_told(tmp_
     assert told == {"true": 1.0, "alternative": 1.0 if obeys else 0.0, "count": len(table) // 2}
 
 
+class ReplayGenerator(torch.nn.Module):
+    """Draws, for a context and action seen in `episodes`, the frame that followed them
+    there (`exact`), or else the context's last frame again: a perfect generator, or
+    copy-last-frame."""
+
+    def __init__(self, episodes: dict, exact: bool):
+        super().__init__()
+        self.exact = exact
+        self.config = SimpleNamespace(
+            context_frames=2, hud_height=8, extra_channels=0, num_cond_tokens=0
+        )
+        transitions = TransitionSampler(episodes, 2)
+        every = transitions.gather(*transitions.evenly_spaced(episodes["actions"].size))
+        self.next = {
+            (context.numpy().tobytes(), int(action)): target.numpy()
+            for context, action, target in zip(
+                every["context"], every["action"], every["target"], strict=True
+            )
+        }
+
+    def forward(self, x, sigma, base, context, action, corruption, extra, cond_ids, chance=None):
+        drawn = []
+        for frames, act in zip(context.unflatten(1, (2, 3)), action, strict=True):
+            as_uint8 = ((frames + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+            drawn.append(self.next[as_uint8.tobytes(), int(act)] if self.exact else as_uint8[-1])
+        return to_unit(torch.from_numpy(np.stack(drawn))) - base
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_teacher_forced_reading_counts_drawings_read_as_the_engines_frame(tmp_path, exact):
+    from maag.metrics import teacher_forced_reading
+
+    write_dataset("pong", "tracker", 2, 200, tmp_path, seed=6, progress=False)
+    episodes = load_episodes(tmp_path)
+    read = GAMES["pong"].read_frame
+    generator = ReplayGenerator(episodes, exact)
+    scores = teacher_forced_reading(generator, episodes, read, count=400)
+    if exact:
+        assert scores["all"] == 1.0 and set(scores["fields"].values()) == {1.0}
+        assert scores["event_all"] == 1.0
+        return
+    # copy-last-frame: right where nothing the reader reads changed, the ball almost never
+    episode, target = TransitionSampler(episodes, 2).evenly_spaced(400)
+    truth = [read(episodes["frames"][e, t]) for e, t in zip(episode, target, strict=True)]
+    last = [read(episodes["frames"][e, t - 1]) for e, t in zip(episode, target, strict=True)]
+    assert scores["all"] == np.mean([a == b for a, b in zip(truth, last, strict=True)])
+    assert scores["fields"]["ball"] == np.mean(
+        [a.ball == b.ball for a, b in zip(truth, last, strict=True)]
+    )
+    assert scores["fields"]["ball"] < 0.2 < scores["fields"]["values"]
+    fired = episodes["events"][episode, target].sum(axis=1) > 0
+    assert scores["event_steps"] == fired.sum() > 0 and scores["event_all"] < 1.0
+
+
 def test_pongs_close_calls_are_balls_at_a_paddle_face(tmp_path):
     """The shipped Pong LogicNet's likeliest quiet transitions: mostly a ball at (or just
     back from) a paddle face, a return, where a uniform draw finds one in ten."""
