@@ -229,6 +229,7 @@ class GenerativeGame(Game):
             start, camera = own.frame, own.camera
             follow = {"player": own.player, "bounds": own.bounds} if follow else {}
         self.context = deque([start] * self.context_frames, maxlen=self.context_frames)
+        self.context_cameras = deque([camera] * self.context_frames, maxlen=self.context_frames)
         self.record = Record(self.spec, camera=camera, **follow) if self.available else None
         self.map = SpatialMap() if "spatial" in self.available else None
         self.t = self.redrawn = 0
@@ -284,6 +285,8 @@ class GenerativeGame(Game):
             else:
                 self.redrawn += 1
         self.context.append(pixels)
+        if self._camera is not None:
+            self.context_cameras.append(self._camera)
         self.t += 1
         if self.map is not None:
             clock = time.perf_counter()
@@ -362,10 +365,14 @@ class GenerativeGame(Game):
             if self.numerical:
                 every = torch.ones(1, dtype=torch.bool)
                 base, context = blank_hud(base, every, hud), blank_hud(context, every, hud)
+        moves = None  # how far the camera moves from each context frame, where the record knows
+        if self._camera is not None:
+            moves = torch.from_numpy(np.subtract(self._camera, list(self.context_cameras)))[None]
         torch.set_num_threads(threads)
         frame = self.sampler.sample(
             self.generator, base=base, context=stack_context(context), action=actions,
             generator=self.noise, extra=extra, cond_ids=cond_ids, steps=steps, chance=chance,
+            context_moves=moves,
         )  # fmt: skip
         torch.set_num_threads(1)
         pixels = np.ascontiguousarray(to_uint8(frame[0]).numpy())  # (H, W, 3) in C order
@@ -411,6 +418,7 @@ class GenerativeGame(Game):
             raise MaagError("nothing to save: call reset() first")
         arrays = {
             "context": np.ascontiguousarray(np.stack(self.context)),  # safetensors: C order
+            "context_cameras": np.array(self.context_cameras, np.int64).reshape(-1, 2),
             "noise_state": self.noise.get_state().numpy(),
             **{f"map.{k}": v for k, v in (self.map.state_dict() if self.map else {}).items()},
         }
@@ -457,9 +465,20 @@ class GenerativeGame(Game):
                 self.spec, meta["values"],
                 **{k: _point(meta.get(k)) for k in ("camera", "player", "bounds", "home")},
             )  # fmt: skip
+        cameras = arrays.get("context_cameras")
+        if cameras is None:  # saved before sessions kept them: the frames seen from here
+            cameras = np.array([self._camera or (0, 0)] * self.context_frames)
+        if cameras.shape != (self.context_frames, 2):
+            raise MaagError(f"{path} holds context cameras of shape {cameras.shape}")
+        self.context_cameras = deque(map(tuple, cameras.tolist()), maxlen=self.context_frames)
         map_state = {k[4:]: v for k, v in arrays.items() if k.startswith("map.")}
         self.map = SpatialMap.from_state(map_state) if "spatial" in self.available else None
         return self._step(context[-1].copy(), ())
+
+    @property
+    def _camera(self) -> tuple[int, int] | None:
+        """The record's camera (the next frame's, while a step draws it); None without."""
+        return self.record.camera if self.record is not None else None
 
     def _write_map(self, frame: np.ndarray) -> None:
         if self.map is None:

@@ -58,6 +58,7 @@ def draw_next(
         generator, base, stack_context(context), batch["action"].to(device), noise, extra=extra,
         cond_ids=None if cond_ids is None else cond_ids.to(device),
         chance=batch["chance"].to(device),
+        context_moves=torch.as_tensor(batch["context_moves"]) if "context_moves" in batch else None,
     )  # fmt: skip
     frames = to_uint8(frames)
     if palette is not None:

@@ -269,6 +269,7 @@ class TransitionSampler:
     def gather(self, episode: np.ndarray, target: np.ndarray) -> dict[str, torch.Tensor]:
         """The transitions into frame `target` (>= 1) of `episode` (index arrays)."""
         times = np.maximum(target[:, None] + np.arange(-self.context_frames, 0), 0)
+        cameras = self.cameras[episode, target]
         return {
             "context": torch.from_numpy(self.frames[episode[:, None], times]),  # (B, K, H, W, 3)
             "target": torch.from_numpy(self.frames[episode, target]),  # (B, H, W, 3)
@@ -277,7 +278,9 @@ class TransitionSampler:
             "values": torch.from_numpy(self.values[episode, target]).long(),  # (B, V) shown
             "events": torch.from_numpy(self.events[episode, target]).long(),  # (B, E) counts
             "chance": torch.from_numpy(self.chance[episode, target]).long(),  # (B, C) draws
-            "camera_move": self.cameras[episode, target] - self.cameras[episode, target - 1],
+            "camera_move": cameras - self.cameras[episode, target - 1],
+            # (B, K, 2) how far the camera moves from each context frame to the target
+            "context_moves": cameras[:, None] - self.cameras[episode[:, None], times],
             # the player's view pixel (x, y) in the last context frame, where data has it
             "player": torch.from_numpy(
                 self.players[episode, target - 1]
@@ -325,9 +328,9 @@ class TransitionSampler:
         batch["target"][other] = torch.from_numpy(self.alternatives["alt_frames"][picks])
         batch["values"][other] = torch.from_numpy(self.alternatives["alt_values"][picks]).long()
         batch["events"][other] = torch.from_numpy(self.alternatives["alt_events"][picks]).long()
-        batch["camera_move"][other] = (
-            self.alternatives["alt_camera"][picks] - self.cameras[episode[other], target[other] - 1]
-        )
+        moved = self.alternatives["alt_camera"][picks] - self.cameras[episode[other], target[other]]
+        batch["camera_move"][other] += moved
+        batch["context_moves"][other] += moved[:, None]
         return self.with_history(batch, episode, target)
 
     def with_history(

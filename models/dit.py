@@ -14,6 +14,10 @@ What is particular to maag:
 - Conditioning vector: flow time, the action and the context-corruption level, summed and
   fed to adaLN-Zero. Extra condition tokens (the numerical module's digit tokens) are
   appended to the token sequence and read by attention; only patch tokens are decoded.
+- Aligned context (`aligned_context`): each context frame's scene is first moved into the
+  camera window of the frame to draw, by the camera moves the caller passes. A sprite that
+  walks the world then walks steadily across the context frames, whatever the camera did,
+  as a ball does on a screen that never scrolls.
 """
 
 from __future__ import annotations
@@ -133,6 +137,7 @@ class FrameDiT(ModelMixin, ConfigMixin):
         mlp_ratio: float = 4.0,
         pixel_head_channels: int = 0,
         chance: tuple[int, ...] = (),
+        aligned_context: bool = False,
     ):
         super().__init__()
         self.in_channels = 3 + 3 + 3 * context_frames + extra_channels  # noisy, base, context
@@ -208,13 +213,18 @@ class FrameDiT(ModelMixin, ConfigMixin):
         extra: torch.Tensor | None = None,
         cond_ids: torch.Tensor | None = None,
         chance: torch.Tensor | None = None,
+        context_moves: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the clean residual (B, 3, H, W).
 
         noisy (B, 3, H, W), base (B, 3, H, W), context (B, 3K, H, W), extra (B, C, H, W),
         all in [-1, 1]; sigma and corruption (B,) in [0, 1]; action (B,) long;
-        cond_ids (B, num_cond_tokens) long; chance (B, len(config.chance)) long.
+        cond_ids (B, num_cond_tokens) long; chance (B, len(config.chance)) long;
+        context_moves (B, K, 2) long: how far (x, y) the camera moves from each context
+        frame to the frame drawn (used with `aligned_context`; None: it did not move).
         """
+        if self.config.aligned_context and context_moves is not None:
+            context = self.align(context, context_moves)
         inputs = [noisy, base, context] + ([extra] if extra is not None else [])
         x = self.patch_embed(torch.cat(inputs, dim=1)).flatten(2).transpose(1, 2) + self.pos_embed
         c = self.time_embed(sigma) + self.corruption_embed(corruption) + self.action_embed(action)
@@ -237,6 +247,19 @@ class FrameDiT(ModelMixin, ConfigMixin):
             local = torch.cat([residual, base, context[:, -6:]], dim=1)
             residual = residual + self.pixel_head(local)
         return residual
+
+    def align(self, context: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
+        """Context (B, 3K, H, W) with each frame's scene moved against its camera move
+        (`moves`, B x K x 2): into the window of the frame drawn."""
+        frames = context.unflatten(1, (-1, 3))
+        aligned = frames.clone()
+        moves = moves.to(context.device)
+        for dx, dy in moves.reshape(-1, 2).unique(dim=0).tolist():
+            if dx or dy:
+                moved = (moves == moves.new_tensor([dx, dy])).all(dim=-1)
+                rows, ages = moved.nonzero(as_tuple=True)
+                aligned[rows, ages] = self.shift(frames[rows, ages], -dx, -dy)
+        return aligned.flatten(1, 2)
 
     def shift(self, frames: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
         """`frames` with the scene (rows below the HUD) moved by (dx, dy); revealed pixels 0."""

@@ -68,6 +68,7 @@ def training_loss(
     one_step_share: float = 0.5,
     weight: torch.Tensor | None = None,
     chance: torch.Tensor | None = None,
+    context_moves: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """MSE between the predicted and the true clean residual, at random flow times;
     `weight` (B, 1, H, W), where given, weighs each pixel (normalised to mean 1)."""
@@ -76,7 +77,9 @@ def training_loss(
     noise = noise_like(residual.shape, generator, target.device)
     s = sigma[:, None, None, None]
     noisy = (1 - s) * residual + s * noise
-    predicted = model(noisy, sigma, base, context, action, corruption, extra, cond_ids, chance)
+    predicted = model(
+        noisy, sigma, base, context, action, corruption, extra, cond_ids, chance, context_moves
+    )
     if weight is None:
         return F.mse_loss(predicted.float(), residual)
     weight = weight.to(target.device)
@@ -104,6 +107,7 @@ class FlowSampler:
         cond_ids: torch.Tensor | None = None,
         steps: int | None = None,
         chance: torch.Tensor | None = None,
+        context_moves: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The next frames (B, 3, H, W) in [-1, 1], in `steps` (default `self.steps`) steps."""
         batch, steps = base.shape[0], steps or self.steps
@@ -114,7 +118,7 @@ class FlowSampler:
             sigma = self.scheduler.sigmas[i]
             predicted = model(
                 x, sigma.expand(batch).to(base.device), base, context, action, corruption,
-                extra, cond_ids, chance,
+                extra, cond_ids, chance, context_moves,
             ).float()  # fmt: skip
             velocity = (x - predicted) / sigma
             x = self.scheduler.step(velocity, t, x).prev_sample

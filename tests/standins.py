@@ -18,7 +18,8 @@ def _draws(chance) -> tuple[int, ...]:
 class Replay(torch.nn.Module):
     """A stand-in generator that draws a recorded episode's frames (one per call, or the
     one `frame_of()` says: the same frame drawn again); keeps its inputs (base, map
-    channels, condition tokens) in `seen` and the chance draws in `told`."""
+    channels, condition tokens) in `seen`, the chance draws in `told` and the context's
+    camera moves in `moves`."""
 
     def __init__(self, frames, spec: GameSpec, extra_channels=4, tokens=None, frame_of=None):
         super().__init__()
@@ -26,12 +27,13 @@ class Replay(torch.nn.Module):
         self.config = SimpleNamespace(
             context_frames=4, extra_channels=extra_channels, num_cond_tokens=tokens.num_tokens
         )
-        self.frames, self.t, self.seen, self.told = frames, 0, [], []
+        self.frames, self.t, self.seen, self.told, self.moves = frames, 0, [], [], []
         self.frame_of = frame_of
 
     def forward(self, noisy, sigma, base, context, action, corruption, extra=None,
-                cond_ids=None, chance=None):  # fmt: skip
+                cond_ids=None, chance=None, context_moves=None):  # fmt: skip
         self.t += 1
+        self.moves.append(context_moves)
         self.seen.append((base.clone(), None if extra is None else extra.clone(), cond_ids))
         self.told.append(_draws(chance))
         index = self.frame_of() if self.frame_of else self.t

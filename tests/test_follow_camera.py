@@ -14,13 +14,14 @@ import maag
 from maag.data import episode_seeds, generate_episode
 from maag.errors import MaagError
 from maag.games import get_game, make_agent
-from maag.games.pacman import CUSTOM_EXAMPLE, PacmanEngine
+from maag.games.pacman import CUSTOM_EXAMPLE, WALL, PacmanEngine
 from maag.generative import GenerativeGame, load, save_model_folder
-from maag.models.flow import to_unit
+from maag.models.dit import FrameDiT
+from maag.models.flow import stack_context, to_uint8, to_unit
 from maag.numerical import DigitTokenizer, Record, blank_hud
 from maag.spatial import generator_inputs
 from maag.spec import EventSpec, Follow, GameSpec
-from maag.transitions import MapViews
+from maag.transitions import MapViews, TransitionSampler
 
 PACMAN = get_game("pacman")
 SPEC = PACMAN.spec
@@ -161,6 +162,24 @@ def test_play_follows_the_engine_and_builds_the_map_views_training_sees(episode)
     assert max(max(d) for d in draws) < 12
     _, _, again = play(episode)
     assert [s.chance for s in again[1:]] == draws  # drawn from the game's seeded noise
+
+
+def test_context_frames_moved_by_the_camera_moves_play_tells_line_up_with_the_next_frame(episode):
+    _, generator, _ = play(episode)
+    transitions = TransitionSampler({k: v[None] for k, v in episode.items()}, 4)
+    network = FrameDiT(hidden_size=32, depth=1, num_heads=2, hud_height=SPEC.hud_height)
+    misplaced = {"aligned": 0, "as shown": 0}
+    for t in range(1, len(episode["frames"])):
+        batch = transitions.gather(np.zeros(1, int), np.array([t]))
+        assert np.array_equal(generator.moves[t - 1].numpy(), batch["context_moves"]), t
+        context = stack_context(to_unit(batch["context"]))
+        aligned = network.align(context, torch.as_tensor(batch["context_moves"]))
+        walls = np.array(PACMAN.read_frame(batch["target"][0].numpy()).tiles) == WALL
+        for name, frames in (("aligned", aligned), ("as shown", context)):
+            for frame in to_uint8(frames.unflatten(1, (4, 3)))[0].numpy():
+                tiles = np.array(PACMAN.read_frame(frame).tiles)  # None where revealed
+                misplaced[name] += int(((tiles == WALL) != walls)[tiles != None].sum())  # noqa: E711
+    assert misplaced["aligned"] == 0 and misplaced["as shown"] > 1000, misplaced
 
 
 def test_the_camera_runs_with_the_numerical_module_alone(episode):

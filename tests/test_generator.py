@@ -68,6 +68,33 @@ def test_shapes_with_and_without_the_module_slots():
     assert full(frames, *args, extra=extra, cond_ids=ids).shape == (batch, 3, 64, 64)
 
 
+def test_an_aligned_generator_sees_each_context_frame_moved_into_the_window_it_draws():
+    torch.manual_seed(0)
+    context = torch.rand(2, 4, 3, 64, 64) * 2 - 1
+    moves = torch.tensor([[[4, 0], [0, -8], [0, 0], [-4, 4]], [[0, 0]] * 4])
+    network = tiny_model(hud_height=8, aligned_context=True)
+    aligned = network.align(context.flatten(1, 2), moves).unflatten(1, (4, 3))
+    assert torch.equal(aligned[:, :, :, :8], context[:, :, :, :8])  # the HUD stays put
+    assert torch.equal(aligned[1], context[1])  # no camera move: as it was
+    assert torch.equal(aligned[0, 2], context[0, 2])
+    # the camera moved 4 px right: the scene 4 px left, the 4 columns it reveals blank
+    assert torch.equal(aligned[0, 0, :, 8:, :60], context[0, 0, :, 8:, 4:])
+    assert torch.equal(aligned[0, 0, :, 8:, 60:], torch.zeros(3, 56, 4))
+    assert torch.equal(aligned[0, 1, :, 16:], context[0, 1, :, 8:56])  # 8 px up: 8 px down
+    assert torch.equal(aligned[0, 3, :, 8:60, 4:], context[0, 3, :, 12:, :60])
+    # in the forward pass: only with aligned_context, and still moves change nothing
+    frames = torch.rand(2, 3, 64, 64) * 2 - 1
+    args = (frames, torch.ones(2), frames, context.flatten(1, 2), torch.zeros(2).long())
+    args += (torch.zeros(2),)
+    still, plain = torch.zeros_like(moves), tiny_model(hud_height=8)
+    with torch.no_grad():  # trained networks: no output layer at zero
+        for weight in itertools.chain(network.parameters(), plain.parameters()):
+            weight.normal_(std=0.05)
+        assert torch.equal(network(*args, context_moves=still), network(*args))
+        assert not torch.equal(network(*args, context_moves=moves), network(*args))
+        assert torch.equal(plain(*args, context_moves=moves), plain(*args))
+
+
 @pytest.mark.parametrize("network", ["generator", "logicnet"])
 def test_chance_draws_start_without_effect_then_steer_the_network(network):
     """A network told the rules' random draws (GameSpec.chance) computes at first what the

@@ -118,6 +118,7 @@ def tiny_full_game(start):
     generator = FrameDiT(
         hidden_size=32, depth=1, num_heads=2, extra_channels=4, hud_height=8,
         cond_vocab_size=tokens.vocab_size, num_cond_tokens=tokens.num_tokens,
+        aligned_context=True,
     )  # fmt: skip
     with torch.no_grad():
         for p in generator.parameters():

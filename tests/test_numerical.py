@@ -508,7 +508,10 @@ class LookupGenerator(torch.nn.Module):
             context_frames=4, hud_height=8, extra_channels=0, num_cond_tokens=tokens.num_tokens
         )
 
-    def forward(self, x, sigma, base, context, action, corruption, extra, cond_ids, chance=None):
+    def forward(
+        self, x, sigma, base, context, action, corruption, extra, cond_ids, chance=None,
+        context_moves=None,
+    ):  # fmt: skip
         frames = [
             self.table[last.numpy().tobytes(), tuple(ids.tolist())]
             for last, ids in zip(context[:, -3:], cond_ids, strict=True)
@@ -566,7 +569,10 @@ class ReplayGenerator(torch.nn.Module):
             )
         }
 
-    def forward(self, x, sigma, base, context, action, corruption, extra, cond_ids, chance=None):
+    def forward(
+        self, x, sigma, base, context, action, corruption, extra, cond_ids, chance=None,
+        context_moves=None,
+    ):  # fmt: skip
         drawn = []
         for frames, act in zip(context.unflatten(1, (2, 3)), action, strict=True):
             as_uint8 = ((frames + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()

@@ -29,6 +29,10 @@ class GeneratorRecipe(Recipe):
     patch_size: int = 8
     context_frames: int = 4
     motion_skip: bool = True  # weigh base copies shifted by one scroll step (see models/dit.py)
+    # show each context frame moved into the camera window of the frame to draw (by the
+    # data's camera moves; in play the record's): a sprite walking a scrolling world then
+    # walks steadily across the context frames (see models/dit.py)
+    aligned_context: bool = False
     numerical: bool = False  # condition on the values' digit tokens (the numerical module)
     token_dropout: float = 0.15  # share of examples without tokens: the module can be off
     event_tokens: bool = False  # with numerical: also a token per event, its count this step
@@ -92,6 +96,7 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec):
         num_cond_tokens=tokens.num_tokens if tokens else 0,
         hud_height=spec.hud_height,
         shift_offsets=tuple(offsets) if recipe.motion_skip else (),
+        aligned_context=recipe.aligned_context,
         pixel_head_channels=recipe.pixel_head,
         chance=spec.chance,
         **PRESETS[recipe.preset],
@@ -351,6 +356,7 @@ class GeneratorTask:
             "extra": extra,
             "weight": weight,
             "chance": batch["chance"].to(device),
+            "context_moves": torch.as_tensor(batch["context_moves"]).to(device),
         }
 
     def evaluate(self, ema, episodes, recipe: GeneratorRecipe) -> dict[str, float]:
