@@ -199,7 +199,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from maag.train.export import export_model, repack_model
 
     if args.model:
-        settings = ("sampler_steps", "reveal_sampler_steps", "start_frames", "palette")
+        settings = ("sampler_steps", "reveal_sampler_steps", "start_frames", "palette", "tiles")
         given = [
             f"--{n.replace('_', '-')}" for n in settings if getattr(args, n) not in (None, False)
         ]
@@ -214,7 +214,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     folder = export_model(
         args.run, args.out, args.start_frames or 8, args.weights, args.logicnet_run,
         not args.float32, args.sampler_steps, args.reveal_sampler_steps, args.palette,
-        args.observer_run, args.observer_events,
+        args.observer_run, args.observer_events, args.tiles,
     )  # fmt: skip
     print(f"wrote {folder}")
 
@@ -498,6 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--palette",
         action="store_true",
         help="snap every drawn pixel to the colours of the training frames (pixel-art games)",
+    )
+    export.add_argument(
+        "--tiles",
+        action="store_true",
+        help="with --palette, where the view is laid out on tiles (Pac-Man), snap each drawn "
+        "tile to the nearest tile of the training frames",
     )
     export.set_defaults(handler=cmd_export)
 

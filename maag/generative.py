@@ -167,8 +167,8 @@ class GenerativeGame(Game):
         self.timings: dict[str, float] = {}  # milliseconds per part of the last step
         self.last_sampler_steps = 0  # sampler steps the last frame took
         self.custom_map: CustomMap | None = None
-        if palette is not None and not palette.fits(spec.hud_height):
-            raise MaagError(f"the palette has no HUD colours for {spec.name}'s HUD")
+        if palette is not None and not palette.fits(spec.hud_height, spec.view_size):
+            raise MaagError(f"the palette does not fit {spec.name}'s HUD and view")
         self.palette = palette
         self.redraws = 1  # frames drawn again per step, at most, where the observer differs
         self.redrawn = 0  # frames drawn again since reset

@@ -152,6 +152,12 @@ class GameSpec:
         return self.frame_width, self.frame_height - self.hud_height
 
     @property
+    def tile(self) -> tuple[int, int] | None:
+        """(width, height) in pixels of the tiles the view is laid out on, where it scrolls
+        by whole tiles both ways (Pac-Man's maze); None where it does not."""
+        return self.scroll if all(self.scroll) else None
+
+    @property
     def value_names(self) -> tuple[str, ...]:
         return tuple(v.name for v in self.values)
 

@@ -28,7 +28,7 @@ from maag.generative import (
 )
 from maag.models.dit import FrameDiT
 from maag.models.flow import FlowSampler, stack_context, to_unit, training_loss
-from maag.palette import Palette
+from maag.palette import Palette, palette_of
 from maag.train.export import export_model
 from maag.train.generator import (
     FADE_LOW,
@@ -607,7 +607,7 @@ def test_a_palette_snaps_each_band_to_its_own_colours():
     assert snapped[1].tolist() == [[0, 0, 0], [255, 230, 60]]  # never the HUD's dark band
     assert (snapped[2:] == [70, 160, 255]).all()
     assert Palette.from_dict(palette.to_dict()).view.tolist() == view
-    assert not Palette([], view).fits(hud_height=8) and Palette([], view).fits(hud_height=0)
+    assert not Palette([], view).fits(8, (2, 3)) and Palette([], view).fits(0, (2, 4))
     for bad in ([[0, 0]], [[0, 0, 256]], [[0.5, 0, 0]], [[0, 0, 0]] * 65):
         with pytest.raises(MaagError, match="palette's view colours"):
             Palette(hud, bad)
@@ -634,6 +634,37 @@ def test_a_palette_snaps_a_batch_of_tensors_as_it_snaps_each_frame_in_numpy():
     assert np.array_equal(palette.snap(frames, hud_height=2), one_by_one)
 
 
+def test_a_tile_games_palette_snaps_its_view_tile_by_tile():
+    """Pac-Man's view is laid out on 4-pixel tiles: its palette holds the tiles the engine
+    draws, a drawing snapped to it holds only those (a smudge between two becomes the
+    nearer one), engine frames stay as they are, and numpy and tensors agree."""
+    engine = maag.make("pacman", seed=3)
+    spec, hud = engine.spec, engine.spec.hud_height
+    frames = np.stack([engine.reset(seed=3).frame] + [engine.step(a).frame for a in [1, 1, 3] * 4])
+    palette = palette_of(iter(frames), hud, spec.tile)
+    tiles = palette.tiles
+    assert tiles.shape[1:] == (4, 4, 3) and 4 <= len(tiles) <= 8
+    drawn_tiles = frames[:, hud:].reshape(-1, 14, 4, 16, 4, 3).transpose(0, 1, 3, 2, 4, 5)
+    assert len(np.unique(drawn_tiles.reshape(-1, 48), axis=0)) == len(tiles)
+    assert np.array_equal(palette.snap(frames, hud), frames)
+    smudged = frames.copy()
+    smudged[:, hud : hud + 4, :4] = smudged[:, hud : hud + 4, :4] // 2 + 10  # a faded tile
+    smudged[:, hud + 4 :] = np.clip(smudged[:, hud + 4 :].astype(int) + 9, 0, 255)
+    snapped = palette.snap(smudged, hud)
+    assert np.array_equal(snapped[:, hud + 4 :], frames[:, hud + 4 :])
+    corner = snapped[:, hud : hud + 4, :4].reshape(len(frames), 48)
+    assert {tuple(t) for t in corner} <= {tuple(t) for t in tiles.reshape(-1, 48)}
+    assert np.array_equal(palette.snap(torch.from_numpy(smudged), hud).numpy(), snapped)
+    again = Palette.from_dict(json.loads(json.dumps(palette.to_dict())))
+    assert np.array_equal(again.tiles, tiles)
+    assert palette.fits(hud, spec.view_size) and not palette.fits(hud, (62, 56))
+    assert palette_of(iter(frames), hud).tiles is None  # no grid given: colours alone
+    noise = np.random.default_rng(0).integers(0, 2, (1, 64, 64, 3), dtype=np.uint8) * 255
+    assert palette_of(iter(noise), hud, spec.tile).tiles is None  # too many to be a set
+    with pytest.raises(MaagError, match="palette's tiles"):
+        Palette(palette.hud, palette.view, tiles[..., :2])
+
+
 def test_a_model_exported_with_a_palette_draws_only_the_datas_colours(tmp_path, data):
     run = tmp_path / "run"
     train_generator(recipe_for(data), run, progress=False)
@@ -655,6 +686,10 @@ def test_a_model_exported_with_a_palette_draws_only_the_datas_colours(tmp_path, 
     (folder / "model.json").write_text(json.dumps(config | {"palette": [[0, 0, 0]]}))
     with pytest.raises(MaagError, match=r"model\.json: a palette is"):
         load(folder)
+    with pytest.raises(MaagError, match="give --palette too"):
+        export_model(str(run), str(tmp_path / "t"), tiles=True)
+    with pytest.raises(MaagError, match="traveler's view is not laid out on tiles"):
+        export_model(str(run), str(tmp_path / "t"), palette=True, tiles=True)
 
 
 def free_port():

@@ -81,6 +81,7 @@ def export_model(
     palette: bool = False,
     observer_run: str | None = None,
     observer_events: list[str] | None = None,
+    tiles: bool = False,
 ) -> Path:
     """Write model folder `out` from generator run `run` (and a LogicNet: a run's latest
     checkpoint, or the LogicNet of a model folder, provenance and all; and likewise an
@@ -89,12 +90,18 @@ def export_model(
 
     Weights are stored in float16 unless `half` is off (they load as float32). With
     `palette`, the colours of the run's training frames (HUD band and view apart) become
-    the model's palette: every frame it draws is snapped to them.
+    the model's palette: every frame it draws is snapped to them; with `tiles` too, the
+    tiles of a view laid out on tiles (`GameSpec.tile`): each tile drawn is snapped to the
+    nearest tile of the training frames.
     """
     from maag.data import Dataset
     from maag.generative import save_model_folder
 
     generator, spec, provenance, recipe = restore(run, GeneratorRecipe, GeneratorTask(), weights)
+    if tiles and not palette:
+        raise MaagError("tiles are snapped as part of the palette: give --palette too")
+    if tiles and spec.tile is None:
+        raise MaagError(f"{spec.name}'s view is not laid out on tiles: drop --tiles")
     provenance = {"generator": provenance}
     if observer_run is not None and logicnet_run is None:
         raise MaagError("an observer checks what LogicNet decided: give --logicnet-run too")
@@ -112,7 +119,7 @@ def export_model(
         out, generator, spec, frames, cameras,
         sampler_steps or recipe.sampler_steps, provenance, networks.get("logicnet"),
         recipe.reveal_sampler_steps if reveal_sampler_steps is None else reveal_sampler_steps,
-        players, bounds, data_palette(dataset, spec.hud_height) if palette else None,
+        players, bounds, data_palette(dataset, spec, tiles) if palette else None,
         networks.get("observer"), observer_events,
     )  # fmt: skip
 
@@ -166,12 +173,13 @@ def _restore_networks(
     return networks
 
 
-def data_palette(dataset: Any, hud_height: int) -> Palette:
-    """The palette of every frame of `dataset`, read episode by episode."""
+def data_palette(dataset: Any, spec: GameSpec, tiles: bool = False) -> Palette:
+    """The palette of every frame of `dataset`, read episode by episode (with `tiles`, the
+    tiles of its view too)."""
     episodes = (
         episode for i in range(len(dataset.shards)) for episode in dataset.load_shard(i)["frames"]
     )
-    return palette_of(episodes, hud_height)
+    return palette_of(episodes, spec.hud_height, spec.tile if tiles else None)
 
 
 def start_positions(

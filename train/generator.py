@@ -199,7 +199,7 @@ class GeneratorTask:
         for share in ("sprite_dropout", "sprite_copies"):
             if getattr(recipe, share) and self.sprite_mask is None:
                 raise MaagError(f"{share} needs a game with a sprite_mask; {spec.name} has none")
-        if recipe.sprite_copies and not all(spec.scroll):
+        if recipe.sprite_copies and spec.tile is None:
             raise MaagError(
                 f"sprite_copies needs a game whose view scrolls by tiles; {spec.name}'s does not"
             )
