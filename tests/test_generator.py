@@ -1,5 +1,6 @@
 """The generator: shapes, learning, save/load, exact resume, multi-process training, sampling."""
 
+import dataclasses
 import itertools
 import json
 import os
@@ -29,6 +30,7 @@ from maag.generative import (
 from maag.models.dit import FrameDiT
 from maag.models.flow import FlowSampler, stack_context, to_unit, training_loss
 from maag.palette import Palette, palette_of
+from maag.spec import EventSpec
 from maag.train.export import export_model
 from maag.train.generator import (
     FADE_LOW,
@@ -777,6 +779,16 @@ def test_warm_start_grows_the_token_tables_for_event_tokens(tmp_path, data):
         assert state[key].shape != old.shape
         assert torch.equal(state[key][tuple(slice(0, n) for n in old.shape)], old)
         assert state[key].abs().sum() == old.abs().sum()  # the rest is zero
+    # a game that gained an event (appended to its list) starts from one without it, with
+    # one more token; events dropped or put before the old ones are another game
+    gained = dataclasses.replace(spec, events=(*spec.events, EventSpec("extra")))
+    more = GeneratorTask().build(recipe_for(data, numerical=True, event_tokens=True), gained)
+    warm_start(more, str(tmp_path / "base"), gained, "generator")
+    assert more.cond_pos.shape[1] == grown.cond_pos.shape[1] + 1
+    for events in ((EventSpec("extra"), *spec.events), spec.events[1:]):
+        other = dataclasses.replace(spec, events=events)
+        with pytest.raises(MaagError, match="another game"):
+            warm_start(grown, str(tmp_path / "base"), other, "generator")
 
 
 def test_warm_start_from_a_shipped_model_folder(tmp_path, data):

@@ -430,8 +430,10 @@ def warm_start(model: torch.nn.Module, source: str, spec: GameSpec, network: str
     """Copy every matching weight into `model` from `source`: a run (its latest EMA
     checkpoint) or a shipped model folder (its `network` subfolder's weights)."""
     weights, trained_on = _warm_start_weights(Path(source), network)
-    # one trained before the rules' random draws were told starts one that is told them
-    if replace(trained_on, chance=spec.chance) != spec:
+    # one trained before the rules' random draws were told, or before the game gained
+    # events (appended to its list), starts one that is told them
+    gained = spec.events[: len(trained_on.events)] == trained_on.events
+    if not gained or replace(trained_on, chance=spec.chance, events=spec.events) != spec:
         raise MaagError(f"init_from: {source} was trained on another game's data")
     own = model.state_dict()
     for key, value in list(weights.items()):
