@@ -83,7 +83,7 @@ class GenerativeGame(Game):
         observer: torch.nn.Module | None = None,
         observer_events: Sequence[str] | None = None,
     ):
-        from maag.models.flow import FlowSampler
+        from maag.models.flow import sampler_for
         from maag.numerical import DigitTokenizer
 
         self.spec = spec
@@ -160,7 +160,7 @@ class GenerativeGame(Game):
         self.start_cameras = (
             np.zeros((len(start_frames), 2), int) if start_cameras is None else start_cameras
         )
-        self.sampler = FlowSampler(sampler_steps)
+        self.sampler = sampler_for(self.generator, sampler_steps)
         self.reveal_sampler_steps = reveal_sampler_steps
         self.seed = seed
         self.noise: torch.Generator | None = None
@@ -611,6 +611,15 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def config_class(folder: Path) -> str:
+    """The `_class_name` of a network folder's config.json ("" where it cannot be read:
+    loading the network then says what is wrong)."""
+    try:
+        return str(json.loads((folder / "config.json").read_text()).get("_class_name", ""))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return ""
+
+
 def load_network(cls: Any, folder: Path, what: str) -> Any:
     """A diffusers-style network from safetensors + config.json, or MaagError."""
     try:
@@ -635,7 +644,7 @@ def load(
     module; False leaves the module out (nothing of it runs); sampler settings
     left at None are the folder's (model.json).
     """
-    from maag.models.dit import FrameDiT
+    from maag.models.flow import generator_class
     from maag.models.logicnet import LogicNet
 
     path = Path(path)
@@ -643,7 +652,9 @@ def load(
     spec = GameSpec.from_dict(config["spec"])
     if game is not None and spec.name != game:
         raise MaagError(f"model {path} is a {spec.name} model, not {game}")
-    generator = load_network(FrameDiT, path / "generator", "generator weights")
+    generator = load_network(
+        generator_class(config_class(path / "generator")), path / "generator", "generator weights"
+    )
     logicnet = observer = None
     if (path / "logicnet").is_dir() and (numerical, spatial) != (False, False):
         logicnet = load_network(LogicNet, path / "logicnet", "LogicNet weights")

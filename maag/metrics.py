@@ -79,11 +79,11 @@ def teacher_forced_drawings(
 ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
     """(batch, drawn frames) for `count` evenly spread transitions, `batch_size` at a time
     (inputs as in `draw_next`), with the generator in eval mode meanwhile."""
-    from maag.models.flow import FlowSampler
+    from maag.models.flow import sampler_for
 
     transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
     episode, target = transitions.evenly_spaced(count)
-    sampler = FlowSampler(sampler_steps)
+    sampler = sampler_for(generator, sampler_steps)
     noise = torch.Generator().manual_seed(seed)
     was_training = generator.training
     generator.eval()
@@ -187,12 +187,12 @@ def worst_drawn(
     `candidates` spread evenly over `episodes`, that the generator draws furthest from the
     true next frame (squared error), teacher-forced (inputs as in `draw_next`): its own
     hardest cases, worst first."""
-    from maag.models.flow import FlowSampler
+    from maag.models.flow import sampler_for
 
     transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
     steps = episodes["actions"].shape[1]
     episode, target = transitions.evenly_spaced(min(candidates, episodes["actions"].size))
-    sampler = FlowSampler(sampler_steps)
+    sampler = sampler_for(generator, sampler_steps)
     noise = torch.Generator().manual_seed(seed)
     errors = np.empty(len(episode), np.float64)
     was_training = generator.training
@@ -221,11 +221,11 @@ def told_events_drawn(
     alternative outcome (see maag.data): told each step's true events, then the
     alternative's, the share of drawings the frame reader reads exactly as the engine's
     frame of that outcome (values, sprites, everything it reads)."""
-    from maag.models.flow import FlowSampler
+    from maag.models.flow import sampler_for
 
     alternatives = episodes["alt_step"]
     transitions = TransitionSampler(episodes, generator.config.context_frames)
-    sampler = FlowSampler(sampler_steps)
+    sampler = sampler_for(generator, sampler_steps)
     noise = torch.Generator().manual_seed(seed)
     drawn = {"true": 0, "alternative": 0}
     was_training = generator.training
@@ -266,7 +266,7 @@ def redrawn_after_loss(
     frame reader reads exactly as the engine's next frame, with the last frame as it is and
     with those sprite pixels taken from the frame before (`drop_new_sprites`: drawn
     nowhere). Drawings are snapped to `palette` where given, as in play."""
-    from maag.models.flow import FlowSampler
+    from maag.models.flow import sampler_for
 
     transitions = TransitionSampler(episodes, generator.config.context_frames)
     episode, target = transitions.evenly_spaced(episodes["actions"].size)
@@ -276,7 +276,7 @@ def redrawn_after_loss(
         if t >= 2 and (sprite_mask(frames[e, t - 1]) & ~sprite_mask(frames[e, t - 2])).any()
     ]  # fmt: skip
     picked = np.asarray(moved)[np.linspace(0, len(moved) - 1, min(count, len(moved))).astype(int)]
-    sampler = FlowSampler(sampler_steps)
+    sampler = sampler_for(generator, sampler_steps)
     noise = torch.Generator().manual_seed(seed)
     drawn = {"as_is": 0, "lost": 0}
     was_training = generator.training

@@ -164,8 +164,7 @@ def palette_of(
         seen[0, codes[..., :hud_height, :].ravel()] = True
         seen[1, codes[..., hud_height:, :].ravel()] = True
         if tile is not None and (tiles is None or len(tiles) <= MAX_TILES):
-            rows = _tile_rows(torch.from_numpy(block[..., hud_height:, :, :]), tile[1], tile[0])
-            found = _distinct(rows.reshape(-1, rows.shape[-1]).numpy())
+            found = _distinct_tiles(block[..., hud_height:, :, :], tile)
             tiles = found if tiles is None else np.union1d(tiles, found)
     bands = []
     for name, flags in zip(("HUD", "view"), seen, strict=True):
@@ -179,6 +178,21 @@ def palette_of(
     if tiles is None or len(tiles) > MAX_TILES:
         return Palette(*bands)
     return Palette(*bands, tiles.view(np.uint8).reshape(len(tiles), tile[1], tile[0], 3))
+
+
+def tile_set(frames: Iterable[np.ndarray], tile: tuple[int, int]) -> np.ndarray:
+    """Every distinct tile (K, h, w, 3) uint8, sorted, of frames (each (..., H, W, 3)
+    uint8) cut into a grid of `tile` (width, height) from their top-left corner."""
+    tiles = np.zeros(0, np.dtype((np.void, tile[0] * tile[1] * 3)))
+    for block in frames:
+        tiles = np.union1d(tiles, _distinct_tiles(np.asarray(block), tile))
+    return tiles.view(np.uint8).reshape(len(tiles), tile[1], tile[0], 3)
+
+
+def _distinct_tiles(frames: np.ndarray, tile: tuple[int, int]) -> np.ndarray:
+    """The distinct tiles of frames (..., H, W, 3) uint8 as `_distinct` rows."""
+    rows = _tile_rows(torch.from_numpy(np.ascontiguousarray(frames)), tile[1], tile[0])
+    return _distinct(rows.reshape(-1, rows.shape[-1]).numpy())
 
 
 def _distinct(rows: np.ndarray) -> np.ndarray:

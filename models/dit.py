@@ -116,6 +116,53 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))
 
 
+def init_dit(network: nn.Module, tables: list[nn.Embedding]) -> None:
+    """DiT's init, for a network with its trunk (`run_trunk`) and `final` layer: xavier
+    linears, small embeddings (`tables` and the condition tokens), the scalar embedders'
+    MLPs small, adaLN and the output zeroed (each block starts as the identity)."""
+
+    def basic(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    network.apply(basic)
+    for table in tables:
+        nn.init.normal_(table.weight, std=0.02)
+    if network.config.num_cond_tokens:
+        nn.init.normal_(network.cond_embed.weight, std=0.02)
+        nn.init.normal_(network.cond_pos, std=0.02)
+    for embedder in (network.time_embed, network.corruption_embed):
+        nn.init.normal_(embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(embedder.mlp[2].weight, std=0.02)
+    for block in network.blocks:
+        nn.init.zeros_(block.adaLN_modulation[-1].weight)
+        nn.init.zeros_(block.adaLN_modulation[-1].bias)
+    for layer in (network.final.adaLN_modulation[-1], network.final.linear):
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+
+
+def run_trunk(
+    network: nn.Module, x: torch.Tensor, time: torch.Tensor, corruption: torch.Tensor,
+    action: torch.Tensor, chance: torch.Tensor | None, cond_ids: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The transformer blocks of a generator over its frame tokens x (B, N, D): the
+    conditioning vector (B, D) from `time`, the corruption level, the action and the rules'
+    draws, the condition tokens appended to the sequence; returns (x's N tokens after the
+    blocks, the conditioning vector)."""
+    c = network.time_embed(time) + network.corruption_embed(corruption)
+    c = c + network.action_embed(action)
+    if network.config.chance:
+        c = c + network.chance_embed(chance)
+    count = x.shape[1]
+    if cond_ids is not None:
+        x = torch.cat([x, network.cond_embed(cond_ids) + network.cond_pos], dim=1)
+    for block in network.blocks:
+        x = block(x, c)
+    return x[:, :count], c
+
+
 class FrameDiT(ModelMixin, ConfigMixin):
     """Next-frame generator. Saved and loaded as safetensors + config.json (diffusers)."""
 
@@ -169,31 +216,11 @@ class FrameDiT(ModelMixin, ConfigMixin):
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
-        """DiT's init: xavier linears, small embeddings, adaLN and output zeroed."""
-
-        def basic(module: nn.Module) -> None:
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-
-        self.apply(basic)
+        """DiT's init (`init_dit`); the patch embedding like a linear layer."""
+        init_dit(self, [self.action_embed])
         w = self.patch_embed.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.zeros_(self.patch_embed.bias)
-        nn.init.normal_(self.action_embed.weight, std=0.02)
-        if self.config.num_cond_tokens:
-            nn.init.normal_(self.cond_embed.weight, std=0.02)
-            nn.init.normal_(self.cond_pos, std=0.02)
-        for embedder in (self.time_embed, self.corruption_embed):
-            nn.init.normal_(embedder.mlp[0].weight, std=0.02)
-            nn.init.normal_(embedder.mlp[2].weight, std=0.02)
-        for block in self.blocks:
-            nn.init.zeros_(block.adaLN_modulation[-1].weight)
-            nn.init.zeros_(block.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final.adaLN_modulation[-1].weight)
-        nn.init.zeros_(self.final.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final.linear.weight)
-        nn.init.zeros_(self.final.linear.bias)
         if self.config.shift_offsets:  # start out copying the base unshifted
             nn.init.zeros_(self.shift_head[1].weight)
             nn.init.zeros_(self.shift_head[1].bias)
@@ -227,20 +254,13 @@ class FrameDiT(ModelMixin, ConfigMixin):
             context = self.align(context, context_moves)
         inputs = [noisy, base, context] + ([extra] if extra is not None else [])
         x = self.patch_embed(torch.cat(inputs, dim=1)).flatten(2).transpose(1, 2) + self.pos_embed
-        c = self.time_embed(sigma) + self.corruption_embed(corruption) + self.action_embed(action)
-        if self.config.chance:
-            c = c + self.chance_embed(chance)
-        num_patches = x.shape[1]
-        if cond_ids is not None:
-            x = torch.cat([x, self.cond_embed(cond_ids) + self.cond_pos], dim=1)
-        for block in self.blocks:
-            x = block(x, c)
-        out = self.final(x[:, :num_patches], c)
+        x, c = run_trunk(self, x, sigma, corruption, action, chance, cond_ids)
+        out = self.final(x, c)
         p, g = self.config.patch_size, self.grid
         out = out.view(-1, g, g, p, p, 3).permute(0, 5, 1, 3, 2, 4)
         residual = out.reshape(-1, 3, g * p, g * p)
         if self.config.shift_offsets:
-            weights = self.shift_head(x[:, :num_patches].mean(dim=1)).softmax(dim=-1)
+            weights = self.shift_head(x.mean(dim=1)).softmax(dim=-1)
             moved = torch.stack([self.shift(base, *o) - base for o in self.config.shift_offsets], 1)
             residual = residual + (weights[:, 1:, None, None, None] * moved).sum(dim=1)
         if self.config.pixel_head_channels:  # sees the residual, the base, the last 2 frames
@@ -251,22 +271,33 @@ class FrameDiT(ModelMixin, ConfigMixin):
     def align(self, context: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
         """Context (B, 3K, H, W) with each frame's scene moved against its camera move
         (`moves`, B x K x 2): into the window of the frame drawn."""
-        frames = context.unflatten(1, (-1, 3))
-        aligned = frames.clone()
-        moves = moves.to(context.device)
-        for dx, dy in moves.reshape(-1, 2).unique(dim=0).tolist():
-            if dx or dy:
-                moved = (moves == moves.new_tensor([dx, dy])).all(dim=-1)
-                rows, ages = moved.nonzero(as_tuple=True)
-                aligned[rows, ages] = self.shift(frames[rows, ages], -dx, -dy)
-        return aligned.flatten(1, 2)
+        return align_context(context, moves, self.config.hud_height)
 
     def shift(self, frames: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
         """`frames` with the scene (rows below the HUD) moved by (dx, dy); revealed pixels 0."""
-        hud = self.config.hud_height
-        scene = frames[:, :, hud:]
-        h, w = scene.shape[-2:]
-        m = max(abs(dx), abs(dy))
-        padded = F.pad(scene, (m, m, m, m))
-        moved = padded[:, :, m - dy : m - dy + h, m - dx : m - dx + w]
-        return torch.cat([frames[:, :, :hud], moved], dim=2)
+        return shift_scene(frames, dx, dy, self.config.hud_height)
+
+
+def align_context(context: torch.Tensor, moves: torch.Tensor, hud: int) -> torch.Tensor:
+    """Context (B, 3K, H, W) with each frame's scene (the rows below a HUD of `hud` rows)
+    moved against its camera move (`moves`, B x K x 2): into the window of the frame drawn."""
+    frames = context.unflatten(1, (-1, 3))
+    aligned = frames.clone()
+    moves = moves.to(context.device)
+    for dx, dy in moves.reshape(-1, 2).unique(dim=0).tolist():
+        if dx or dy:
+            moved = (moves == moves.new_tensor([dx, dy])).all(dim=-1)
+            rows, ages = moved.nonzero(as_tuple=True)
+            aligned[rows, ages] = shift_scene(frames[rows, ages], -dx, -dy, hud)
+    return aligned.flatten(1, 2)
+
+
+def shift_scene(frames: torch.Tensor, dx: int, dy: int, hud: int) -> torch.Tensor:
+    """`frames` (B, C, H, W) with the scene (rows below the HUD) moved by (dx, dy);
+    revealed pixels 0."""
+    scene = frames[:, :, hud:]
+    h, w = scene.shape[-2:]
+    m = max(abs(dx), abs(dy))
+    padded = F.pad(scene, (m, m, m, m))
+    moved = padded[:, :, m - dy : m - dy + h, m - dx : m - dx + w]
+    return torch.cat([frames[:, :, :hud], moved], dim=2)

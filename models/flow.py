@@ -123,3 +123,26 @@ class FlowSampler:
             velocity = (x - predicted) / sigma
             x = self.scheduler.step(velocity, t, x).prev_sample
         return (base + x).clamp(-1, 1)
+
+
+def sampler_for(network: torch.nn.Module, steps: int = 1):
+    """The sampler that draws with `network`: a TileSampler for a TileDiT, else a
+    FlowSampler; either has `steps` and `sample(network, base, context, action, ...)`."""
+    from .tiles import TileDiT, TileSampler
+
+    return TileSampler(steps) if isinstance(network, TileDiT) else FlowSampler(steps)
+
+
+def loss_for(network: torch.nn.Module):
+    """The training loss of `network` (unwrapped): `tiles.tile_loss` for a TileDiT, else
+    `training_loss`; both take the same arguments."""
+    from .tiles import TileDiT, tile_loss
+
+    return tile_loss if isinstance(network, TileDiT) else training_loss
+
+
+def generator_class(name: str) -> type:
+    """The generator class a saved config's `_class_name` names (FrameDiT or TileDiT)."""
+    from .tiles import TileDiT
+
+    return {"FrameDiT": FrameDiT, "TileDiT": TileDiT}.get(name, FrameDiT)

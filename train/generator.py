@@ -26,6 +26,10 @@ class GeneratorRecipe(Recipe):
 
     network: ClassVar[str] = "generator"
     preset: str = "S"
+    # draw tile ids, not pixels (models/tiles.py): for a game whose frames are a grid of
+    # tiles (GameSpec.tile); patch_size, motion_skip and pixel_head do not apply
+    tiles: bool = False
+    max_tiles: int = 512  # with tiles: the most distinct tiles the frames may hold
     patch_size: int = 8
     context_frames: int = 4
     motion_skip: bool = True  # weigh base copies shifted by one scroll step (see models/dit.py)
@@ -71,36 +75,76 @@ class GeneratorRecipe(Recipe):
     reveal_sampler_steps: int = 0  # steps where the map knows nothing of a newly seen place
 
 
-def build_generator(recipe: GeneratorRecipe, spec: GameSpec):
-    """A fresh FrameDiT sized by the recipe's preset for `spec`'s frames and actions."""
+def build_generator(recipe: GeneratorRecipe, spec: GameSpec, episodes: dict | None = None):
+    """A fresh generator sized by the recipe's preset for `spec`'s frames and actions: a
+    FrameDiT, or with `tiles` a TileDiT whose tile set is read off `episodes` (None: left
+    empty, for weights that bring their own)."""
     from maag.models.dit import PRESETS, FrameDiT
+    from maag.models.tiles import TileDiT
     from maag.numerical import DigitTokenizer
 
     if recipe.preset not in PRESETS:
         raise MaagError(f"unknown preset {recipe.preset!r} (choose from {', '.join(PRESETS)})")
-    if spec.frame_height != spec.frame_width or spec.frame_height % recipe.patch_size:
+    cell = spec.tile[0] if recipe.tiles and spec.tile else recipe.patch_size
+    if recipe.tiles and (spec.tile is None or spec.tile[0] != spec.tile[1]):
+        raise MaagError(f"tiles needs a game drawn on square tiles; {spec.name}'s frames are not")
+    if spec.frame_height != spec.frame_width or spec.frame_height % cell or spec.hud_height % cell:
         raise MaagError(
-            f"{spec.name} frames are {spec.frame_height}x{spec.frame_width}: the generator "
-            f"needs square frames divisible by patch size {recipe.patch_size}"
+            f"{spec.name} frames are {spec.frame_height}x{spec.frame_width} with a "
+            f"{spec.hud_height}-row HUD: the generator needs square frames divisible by "
+            f"{'tile' if recipe.tiles else 'patch'} size {cell}"
         )
+    tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
+    shared = {
+        "frame_size": spec.frame_height,
+        "context_frames": recipe.context_frames,
+        "num_actions": len(spec.actions),
+        "extra_channels": 4 if recipe.spatial else 0,  # map canvas (3) and known-mask (1)
+        "cond_vocab_size": tokens.vocab_size if tokens else 0,
+        "num_cond_tokens": tokens.num_tokens if tokens else 0,
+        "hud_height": spec.hud_height,
+        "aligned_context": recipe.aligned_context,
+        "chance": spec.chance,
+        **PRESETS[recipe.preset],
+    }
+    if recipe.tiles:
+        network = TileDiT(tile_size=cell, max_tiles=recipe.max_tiles, **shared)
+        if episodes is not None:
+            network.set_tiles(training_tiles(episodes, spec, recipe.max_tiles))
+        return network
     sx, sy = spec.scroll
     offsets = [(dx, dy) for dx, dy in ((sx, 0), (-sx, 0), (0, sy), (0, -sy)) if dx or dy]
-    tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
     return FrameDiT(
-        frame_size=spec.frame_height,
         patch_size=recipe.patch_size,
-        context_frames=recipe.context_frames,
-        num_actions=len(spec.actions),
-        extra_channels=4 if recipe.spatial else 0,  # map canvas (3) and known-mask (1)
-        cond_vocab_size=tokens.vocab_size if tokens else 0,
-        num_cond_tokens=tokens.num_tokens if tokens else 0,
-        hud_height=spec.hud_height,
         shift_offsets=tuple(offsets) if recipe.motion_skip else (),
-        aligned_context=recipe.aligned_context,
         pixel_head_channels=recipe.pixel_head,
-        chance=spec.chance,
-        **PRESETS[recipe.preset],
+        **shared,
     )
+
+
+HUD_SAMPLES = 4096  # HUD bands drawn at random values for a tile set: every digit everywhere
+
+
+def training_tiles(episodes: dict, spec: GameSpec, max_tiles: int) -> np.ndarray:
+    """The tile set (K, t, t, 3) uint8 of the training frames, with the HUD's tiles at
+    values drawn at random over each value's range (as `random_values_share` shows them),
+    or MaagError where there are more than `max_tiles`."""
+    from maag.games.common import hud_band
+    from maag.palette import tile_set
+
+    rng = np.random.default_rng(0)
+    bands = []
+    for _ in range(HUD_SAMPLES if spec.values else 0):
+        drawn = {v.name: int(rng.integers(v.low, v.high, endpoint=True)) for v in spec.values}
+        bands.append(hud_band(spec, drawn))
+    blocks = [*iter(episodes["frames"]), *([np.stack(bands)] if bands else [])]
+    tiles = tile_set(blocks, spec.tile)
+    if len(tiles) > max_tiles:
+        raise MaagError(
+            f"the training frames hold {len(tiles)} distinct tiles, more than max_tiles "
+            f"{max_tiles}: raise it"
+        )
+    return tiles
 
 
 def corrupt(context: torch.Tensor, recipe: GeneratorRecipe, generator: torch.Generator):
@@ -174,7 +218,7 @@ def with_random_values(
 class GeneratorTask:
     """Rectified flow on the residual; digit tokens (with dropout) when `numerical`."""
 
-    def build(self, recipe: GeneratorRecipe, spec: GameSpec):
+    def build(self, recipe: GeneratorRecipe, spec: GameSpec, episodes: dict | None = None):
         from maag.numerical import DigitTokenizer
 
         if recipe.alternative_share and not (recipe.numerical and recipe.event_tokens):
@@ -206,7 +250,7 @@ class GeneratorTask:
         self.spec = spec
         self.tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
         self.palette, self.maps = None, None
-        return build_generator(recipe, spec)
+        return build_generator(recipe, spec, episodes)
 
     def prepare(self, episodes, recipe: GeneratorRecipe):
         """The map views; with `rollout_share`, also the palette of the training frames,
@@ -228,13 +272,13 @@ class GeneratorTask:
         on, told the true values), each from the frames before it: the data's, then its
         own drawings, as a rollout in play goes on."""
         from maag.metrics import draw_next
-        from maag.models.flow import FlowSampler
+        from maag.models.flow import sampler_for
 
         context = batch["context"]
         if "rolled" not in batch or not batch["rolled"].any():
             return context
         network = getattr(model, "module", model)  # under DistributedDataParallel
-        sampler, window = FlowSampler(recipe.sampler_steps), context.shape[1]
+        sampler, window = sampler_for(network, recipe.sampler_steps), context.shape[1]
         drawn: list[torch.Tensor] = []  # (n, H, W, 3) each, oldest first
         for transition in batch["history"]:
             own = min(len(drawn), window)
@@ -285,10 +329,11 @@ class GeneratorTask:
         return batch
 
     def loss(self, model, batch, recipe: GeneratorRecipe, noise, device):
-        from maag.models.flow import training_loss
+        from maag.models.flow import loss_for
 
         inputs = self.inputs(model, batch, recipe, noise, device)
-        return training_loss(model, **inputs, generator=noise, one_step_share=recipe.one_step_share)
+        loss = loss_for(getattr(model, "module", model))  # under DistributedDataParallel
+        return loss(model, **inputs, generator=noise, one_step_share=recipe.one_step_share)
 
     def inputs(
         self, model, batch: dict, recipe: GeneratorRecipe, noise: torch.Generator, device

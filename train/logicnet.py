@@ -73,7 +73,7 @@ class DrawnFrames:
         import maag
         from maag.games import get_game
         from maag.metrics import draw_next
-        from maag.models.flow import FlowSampler
+        from maag.models.flow import sampler_for
         from maag.transitions import MapViews, TransitionSampler
 
         game = maag.load(model_dir)
@@ -90,7 +90,10 @@ class DrawnFrames:
         drawing = TransitionSampler(
             episodes, game.generator.config.context_frames, maps=generator_maps
         )
-        sampler, noise = FlowSampler(game.sampler_steps), torch.Generator().manual_seed(seed)
+        sampler, noise = (
+            sampler_for(game.generator, game.sampler_steps),
+            torch.Generator().manual_seed(seed),
+        )
         drawn = []
         for start in tqdm(range(0, count, 64), desc="frames drawn for LogicNet", leave=False):
             rows = slice(start, start + 64)
@@ -177,7 +180,7 @@ class LogicNetTask:
     def augment(self, batch: dict, recipe: LogicNetRecipe, rng: np.random.Generator) -> dict:
         return batch  # LogicNet's batches need no change before its loss
 
-    def build(self, recipe: LogicNetRecipe, spec: GameSpec):
+    def build(self, recipe: LogicNetRecipe, spec: GameSpec, episodes: dict | None = None):
         from maag.models.logicnet import LogicNet
 
         for name in ("alternative_share", "rollout_share"):

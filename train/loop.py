@@ -165,7 +165,9 @@ class Recipe:
 class Task(Protocol):
     """What a network's training adds to the loop."""
 
-    def build(self, recipe: Any, spec: GameSpec) -> torch.nn.Module: ...
+    def build(self, recipe: Any, spec: GameSpec, episodes: dict | None = None) -> torch.nn.Module:
+        """The network to train; `episodes`, where given, are its training episodes (what
+        the network reads off them before training, e.g. a tile set)."""
 
     def augment(self, batch: dict, recipe: Any, rng: np.random.Generator) -> dict:
         """A drawn batch with the changes that need no network (made where it is drawn)."""
@@ -241,7 +243,7 @@ def train(
             )
     episodes = load_episodes(recipe.data, more=recipe.more_data)
     val_episodes = load_episodes(recipe.val_data, game=spec.name) if recipe.val_data else None
-    model = task.build(recipe, spec)
+    model = task.build(recipe, spec, episodes)
     if recipe.init_from and not resume:
         warm_start(model, recipe.init_from, spec, recipe.network)
     ema = copy.deepcopy(model).requires_grad_(False).to(accelerator.device)

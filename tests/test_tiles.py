@@ -1,0 +1,148 @@
+"""The tile generator (models/tiles.py): tile ids, the loss, the sampler, runs and folders."""
+
+import numpy as np
+import pytest
+import torch
+
+from maag.data import write_dataset
+from maag.errors import MaagError
+from maag.games import pacman
+from maag.generative import load
+from maag.models.flow import sampler_for, stack_context, to_uint8, to_unit
+from maag.models.tiles import TileDiT, TileSampler, tile_loss
+from maag.train.export import export_model
+from maag.train.generator import GeneratorRecipe, build_generator, train_generator
+from maag.transitions import TransitionSampler, load_episodes
+
+
+@pytest.fixture(scope="module")
+def pacman_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pacman")
+    write_dataset("pacman", "seeker", 2, 40, out, seed=2, progress=False)
+    return out
+
+
+def tiny_recipe(data, **overrides) -> GeneratorRecipe:
+    return GeneratorRecipe().updated(
+        {
+            "data": str(data), "tiles": True, "max_tiles": 96, "preset": "XXS",
+            "batch_size": 4, "steps": 2, "warmup": 1, "mixed_precision": "no",
+            "checkpoint_every": 2, "sample_every": 0, "eval_every": 1000, "log_every": 1,
+        } | overrides
+    )  # fmt: skip
+
+
+def tiny_network(data, **overrides) -> TileDiT:
+    torch.manual_seed(0)
+    recipe = tiny_recipe(data, **overrides)
+    return build_generator(recipe, pacman.SPEC, load_episodes(data))
+
+
+def test_engine_frames_read_as_tile_ids_draw_back_exactly_and_zero_tiles_are_unknown(
+    pacman_data,
+):
+    network = tiny_network(pacman_data)
+    frames = torch.from_numpy(load_episodes(pacman_data)["frames"][0, :12])
+    ids = network.tile_ids(to_unit(frames))
+    assert ids.shape == (12, 256) and int(ids.max()) < int(network.tile_count)
+    assert torch.equal(to_uint8(network.draw(ids)), frames)
+    blanked = to_unit(frames)
+    blanked[:, :, : pacman.SPEC.hud_height] = 0.0  # the HUD band as blank_hud leaves it
+    hidden = network.tile_ids(blanked)
+    assert (hidden[:, :32] == network.unknown).all()  # the HUD's two rows of 16 tiles
+    assert torch.equal(hidden[:, 32:], ids[:, 32:])
+
+
+def test_the_tile_set_holds_the_huds_digits_at_values_the_data_never_shows(pacman_data):
+    from maag.games.common import hud_band
+
+    network = tiny_network(pacman_data)
+    band = hud_band(pacman.SPEC, {"score": 98765, "lives": 0})
+    frame = np.concatenate([band, load_episodes(pacman_data)["frames"][0, 0, 8:]])[None]
+    drawn = to_uint8(network.draw(network.tile_ids(to_unit(torch.from_numpy(frame)))))
+    assert np.array_equal(drawn.numpy(), frame)
+
+
+def test_too_many_distinct_tiles_and_games_without_tiles_are_refused(pacman_data, tmp_path):
+    with pytest.raises(MaagError, match="distinct tiles, more than max_tiles 8"):
+        tiny_network(pacman_data, max_tiles=8)
+    traveler = tmp_path / "traveler"
+    write_dataset("traveler", "wanderer", 1, 8, traveler, seed=3, progress=False)
+    with pytest.raises(MaagError, match="tiles needs a game drawn on square tiles"):
+        train_generator(tiny_recipe(traveler), tmp_path / "run", progress=False)
+
+
+def batch_inputs(data, count: int = 4) -> dict:
+    batch = TransitionSampler(load_episodes(data), 4, seed=0).sample(count)
+    context = to_unit(batch["context"])
+    return {
+        "target": to_unit(batch["target"]),
+        "base": context[:, -1],
+        "context": stack_context(context),
+        "action": batch["action"],
+        "corruption": torch.zeros(count),
+        "chance": batch["chance"],
+    }
+
+
+def test_a_tiny_tile_generator_learns_a_tiny_batch(pacman_data):
+    network = tiny_network(pacman_data)
+    inputs = batch_inputs(pacman_data)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(300):
+        noise = torch.Generator().manual_seed(0)  # the same hidden tiles every step
+        loss = tile_loss(network, **inputs, generator=noise, one_step_share=1.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) / 100
+    sampler = sampler_for(network, 1)  # trained at all tiles hidden: the first step
+    assert isinstance(sampler, TileSampler)
+    inputs.pop("corruption")
+    target = inputs.pop("target")
+    drawn = sampler.sample(network, **inputs, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(network.tile_ids(drawn), network.tile_ids(target))
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_sampling_decides_every_tile_from_the_set_the_same_for_a_seed(pacman_data, steps):
+    network = tiny_network(pacman_data)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(torch.randn_like(p) * 0.5)  # not the zero init: the logits differ
+    inputs = batch_inputs(pacman_data)
+    inputs.pop("corruption"), inputs.pop("target")
+
+    def drawn(seed):
+        noise = torch.Generator().manual_seed(seed)
+        return TileSampler(steps).sample(network, **inputs, generator=noise)
+
+    first = drawn(1)
+    ids = network.tile_ids(first)
+    assert (ids != network.unknown).all()
+    assert torch.equal(network.draw(ids), first)  # every tile one of the set
+    assert torch.equal(first, drawn(1))
+    assert not torch.equal(first, drawn(2))
+
+
+def test_a_tile_run_exports_to_a_folder_that_plays_and_saves_its_tile_set(pacman_data, tmp_path):
+    run = tmp_path / "run"
+    modules = {"numerical": True, "event_tokens": True, "spatial": True, "aligned_context": True}
+    train_generator(tiny_recipe(pacman_data, **modules), run, progress=False)
+    folder = export_model(str(run), str(tmp_path / "m"))
+    game = load(folder)
+    assert isinstance(game.generator, TileDiT)
+    trained = tiny_network(pacman_data, **modules)
+    assert torch.equal(game.generator.tiles, trained.tiles)
+    first = game.reset(seed=3).frame
+    frames = [game.step(action).frame for action in (1, 4, 4, 2)]
+    for frame in [first, *frames]:
+        ids = game.generator.tile_ids(to_unit(torch.from_numpy(frame))[None])
+        assert torch.equal(to_uint8(game.generator.draw(ids))[0], torch.from_numpy(frame))
+    again = load(folder)
+    again.reset(seed=3)
+    assert all(
+        np.array_equal(again.step(a).frame, f) for a, f in zip((1, 4, 4, 2), frames, strict=True)
+    )
