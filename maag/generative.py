@@ -341,10 +341,16 @@ class GenerativeGame(Game):
         base, extra, steps = context[:, -1], None, self.sampler.steps
         if self.map_inputs:
             size = (self.spec.frame_height - hud, self.spec.frame_width)
-            moves, sprites = np.zeros((1, 2), int), None
+            moves, sprites, player = np.zeros((1, 2), int), None, None
+            tile = self.generator.config.player_tile
             if self.spatial:
                 canvas, known, _ = self.map.retrieve(self.record.camera, size)
                 moves[0] = np.subtract(self.record.camera, start.camera)
+                if tile and start.player is not None:  # the player where the record moved it
+                    was = np.subtract(start.player, start.camera)
+                    player = np.array(
+                        [[*was, *np.subtract(self.record.player, self.record.camera)]]
+                    )
                 if self.sprite_mask is not None:
                     sprites = self.sprite_mask(self.context[-1])[None]
                 hidden = sprites[0, hud:] if sprites is not None else False
@@ -352,7 +358,9 @@ class GenerativeGame(Game):
                     steps = max(steps, self.reveal_sampler_steps)
             else:
                 canvas, known = np.zeros((*size, 3), np.uint8), np.zeros(size, bool)
-            base, extra = generator_inputs(base, canvas[None], known[None], hud, moves, sprites)
+            base, extra = generator_inputs(
+                base, canvas[None], known[None], hud, moves, sprites, player, tile
+            )
             clock = self._lap("spatial" if self.spatial else "inputs", clock)
         cond_ids = None
         if self.tokens:

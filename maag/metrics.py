@@ -10,7 +10,7 @@ import torch
 
 from maag.numerical import DigitTokenizer, blank_hud
 from maag.palette import Palette
-from maag.spatial import generator_inputs
+from maag.spatial import generator_inputs, player_moves
 from maag.transitions import MapViews, TransitionSampler, drop_new_sprites
 
 
@@ -40,9 +40,11 @@ def draw_next(
     n, hud = len(context), config.hud_height
     base, extra = context[:, -1], None
     if maps:
+        player = player_moves(batch) if config.player_tile else None
         base, extra = generator_inputs(
-            base, batch["canvas"], batch["known"], hud, batch["camera_move"], batch["sprites"]
-        )
+            base, batch["canvas"], batch["known"], hud, batch["camera_move"], batch["sprites"],
+            player, config.player_tile,
+        )  # fmt: skip
     elif config.extra_channels:  # module off: a map that knows nothing, as in play
         h, w = context.shape[-2] - hud, context.shape[-1]
         empty = np.zeros((n, h, w, 3), np.uint8), np.zeros((n, h, w), bool)

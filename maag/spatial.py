@@ -351,6 +351,8 @@ def generator_inputs(
     hud_height: int,
     moves: np.ndarray | None = None,
     sprites: np.ndarray | None = None,
+    player: np.ndarray | None = None,
+    player_tile: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The generator's base image and extra channels from map views (training and play).
 
@@ -360,7 +362,10 @@ def generator_inputs(
     marks the last frame's moving sprites. Base: the map's pixel where it knows it, else
     the last frame's pixel of the same world place (sliding-window linking; sprites are not
     world and do not move with it), else 0. Extra: the canvas where known (0 elsewhere) and
-    the known-mask as +1/-1.
+    the known-mask as +1/-1. With `player` (B, 4: the view pixel (x, y) of the player's
+    tile, `player_tile` pixels square, in the last frame, then where the record puts it in
+    the frame to draw; a row with a negative one is not told) the base also shows the last
+    frame's player tile where the record puts it: the player drawn where the rules moved it.
     """
     full_canvas, full_known = _full_frame(canvas, known, hud_height, last.device)
     world = last
@@ -376,7 +381,36 @@ def generator_inputs(
                 rows = rows.to(last.device)
                 linked[rows, :, hud_height:] = _moved(world[rows, :, hud_height:], -dx, -dy)
     base = torch.where(full_known, full_canvas, linked)
+    if player is not None and player_tile:
+        base = _player_moved(base, last, np.asarray(player, int), player_tile, hud_height)
     return base, _channels(full_canvas, full_known)
+
+
+def player_moves(batch: dict, rows: np.ndarray | None = None) -> np.ndarray | None:
+    """`generator_inputs`' player (B, 4) from a batch of transitions (its "player" and
+    "target_player" view pixels), not told outside `rows` (B,) bool where given; None
+    where the data holds no player."""
+    if not batch["player"].shape[-1]:
+        return None
+    player = np.concatenate([np.asarray(batch["player"]), np.asarray(batch["target_player"])], 1)
+    if rows is not None:
+        player[~np.asarray(rows, bool)] = -1
+    return player
+
+
+def _player_moved(
+    base: torch.Tensor, last: torch.Tensor, player: np.ndarray, size: int, hud_height: int
+) -> torch.Tensor:
+    """`base` with, in each told row of `player` (see `generator_inputs`), the last frame's
+    player tile drawn where the record puts the player."""
+    base = base.clone()
+    height, width = base.shape[-2] - hud_height, base.shape[-1]
+    for row, (x0, y0, x1, y1) in enumerate(player.tolist()):
+        if min(x0, y0, x1, y1) < 0 or max(x0, x1) > width - size or max(y0, y1) > height - size:
+            continue
+        y0, y1 = y0 + hud_height, y1 + hud_height
+        base[row, :, y1 : y1 + size, x1 : x1 + size] = last[row, :, y0 : y0 + size, x0 : x0 + size]
+    return base
 
 
 def map_channels(canvas: np.ndarray, known: np.ndarray, hud_height: int) -> torch.Tensor:

@@ -286,6 +286,10 @@ class TransitionSampler:
                 self.players[episode, target - 1]
                 - self.cameras[episode, target - 1, : self.players.shape[-1]]
             ),
+            # and where it is in the target (after the step's moves and events)
+            "target_player": torch.from_numpy(
+                self.players[episode, target] - cameras[:, : self.players.shape[-1]]
+            ),
             "alternative": torch.zeros(len(episode), dtype=torch.bool),  # see sample()
             **(self.maps.views(episode, target) if self.maps else {}),
         }

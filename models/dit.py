@@ -14,6 +14,9 @@ What is particular to maag:
 - Conditioning vector: flow time, the action and the context-corruption level, summed and
   fed to adaLN-Zero. Extra condition tokens (the numerical module's digit tokens) are
   appended to the token sequence and read by attention; only patch tokens are decoded.
+- The player where the record puts it (`player_tile`, the player's square tile in pixels;
+  0: not told): the input builders (`maag.spatial.generator_inputs`) draw the last frame's
+  player tile into the base where the record moved the player; the network reads it there.
 - Aligned context (`aligned_context`): each context frame's scene is first moved into the
   camera window of the frame to draw, by the camera moves the caller passes. A sprite that
   walks the world then walks steadily across the context frames, whatever the camera did,
@@ -185,6 +188,7 @@ class FrameDiT(ModelMixin, ConfigMixin):
         pixel_head_channels: int = 0,
         chance: tuple[int, ...] = (),
         aligned_context: bool = False,
+        player_tile: int = 0,
     ):
         super().__init__()
         self.in_channels = 3 + 3 + 3 * context_frames + extra_channels  # noisy, base, context

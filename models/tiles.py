@@ -66,6 +66,7 @@ class TileDiT(ModelMixin, ConfigMixin):
         mlp_ratio: float = 4.0,
         chance: tuple[int, ...] = (),
         aligned_context: bool = False,
+        player_tile: int = 0,  # as FrameDiT's: the base shows the player where the record puts it
     ):
         super().__init__()
         self.unknown = max_tiles  # the id of a tile not known (or hidden)

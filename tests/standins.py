@@ -25,7 +25,10 @@ class Replay(torch.nn.Module):
         super().__init__()
         tokens = tokens or DigitTokenizer(spec)
         self.config = SimpleNamespace(
-            context_frames=4, extra_channels=extra_channels, num_cond_tokens=tokens.num_tokens
+            context_frames=4,
+            extra_channels=extra_channels,
+            num_cond_tokens=tokens.num_tokens,
+            player_tile=0,
         )
         self.frames, self.t, self.seen, self.told, self.moves = frames, 0, [], [], []
         self.frame_of = frame_of

@@ -127,13 +127,18 @@ def test_sampling_decides_every_tile_from_the_set_the_same_for_a_seed(pacman_dat
     assert not torch.equal(first, drawn(2))
 
 
-def test_a_tile_run_exports_to_a_folder_that_plays_and_saves_its_tile_set(pacman_data, tmp_path):
+@pytest.mark.parametrize("player_in_base", [False, True])
+def test_a_tile_run_exports_to_a_folder_that_plays_and_saves_its_tile_set(
+    pacman_data, tmp_path, player_in_base
+):
     run = tmp_path / "run"
     modules = {"numerical": True, "event_tokens": True, "spatial": True, "aligned_context": True}
+    modules |= {"player_in_base": player_in_base}
     train_generator(tiny_recipe(pacman_data, **modules), run, progress=False)
     folder = export_model(str(run), str(tmp_path / "m"))
     game = load(folder)
     assert isinstance(game.generator, TileDiT)
+    assert game.generator.config.player_tile == (4 if player_in_base else 0)
     trained = tiny_network(pacman_data, **modules)
     assert torch.equal(game.generator.tiles, trained.tiles)
     first = game.reset(seed=3).frame
@@ -146,3 +151,43 @@ def test_a_tile_run_exports_to_a_folder_that_plays_and_saves_its_tile_set(pacman
     assert all(
         np.array_equal(again.step(a).frame, f) for a, f in zip((1, 4, 4, 2), frames, strict=True)
     )
+
+
+def test_the_base_shows_pacman_where_the_next_frame_has_him_when_the_player_is_told(pacman_data):
+    from maag.games import get_game
+    from maag.spatial import generator_inputs, player_moves
+    from maag.transitions import MapViews
+
+    episodes = load_episodes(pacman_data)
+    maps = MapViews(episodes, pacman.SPEC, get_game("pacman").sprite_mask)
+    batch = TransitionSampler(episodes, 4, seed=1, maps=maps).sample(24)
+    hud, size = pacman.SPEC.hud_height, pacman.SPEC.tile[0]
+    last = to_unit(batch["context"][:, -1])
+    told = np.arange(24) % 3 != 0
+    player = player_moves(batch, told)
+    inputs = (last, batch["canvas"], batch["known"], hud, batch["camera_move"], batch["sprites"])
+    base = to_uint8(generator_inputs(*inputs, player, size)[0]).numpy()
+    plain = to_uint8(generator_inputs(*inputs)[0]).numpy()
+    for row, (x, y) in enumerate(batch["target_player"].tolist()):
+        assert pacman.read_frame(batch["target"][row].numpy()).player == (x // size, y // size)
+        if not told[row]:
+            assert np.array_equal(base[row], plain[row])
+            continue
+        box = (slice(hud + y, hud + y + size), slice(x, x + size))
+        assert np.array_equal(base[row][box], batch["target"][row].numpy()[box])  # Pac-Man
+        outside = np.ones(base.shape[1:3], bool)
+        outside[box] = False
+        assert np.array_equal(base[row][outside], plain[row][outside])
+    assert not np.array_equal(base[told], plain[told])
+
+
+def test_player_in_base_is_refused_without_the_spatial_module_or_a_followed_player(
+    pacman_data, tmp_path
+):
+    with pytest.raises(MaagError, match="player_in_base needs spatial"):
+        tiny_network(pacman_data, player_in_base=True)
+    pong = tmp_path / "pong"
+    write_dataset("pong", "tracker", 1, 8, pong, seed=3, progress=False)
+    with pytest.raises(MaagError, match="pong has no such player"):
+        recipe = {"tiles": False, "spatial": True, "player_in_base": True}
+        train_generator(tiny_recipe(pong, **recipe), tmp_path / "run", progress=False)

@@ -30,6 +30,10 @@ class GeneratorRecipe(Recipe):
     # tiles (GameSpec.tile); patch_size, motion_skip and pixel_head do not apply
     tiles: bool = False
     max_tiles: int = 512  # with tiles: the most distinct tiles the frames may hold
+    # with spatial, for a game whose camera follows a player drawn on tiles: the base shows
+    # the last frame's player tile where the record puts the player (after the step's moves
+    # and events), so the generator draws the player where the rules moved it
+    player_in_base: bool = False
     patch_size: int = 8
     context_frames: int = 4
     motion_skip: bool = True  # weigh base copies shifted by one scroll step (see models/dit.py)
@@ -94,6 +98,13 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec, episodes: dict | No
             f"{spec.hud_height}-row HUD: the generator needs square frames divisible by "
             f"{'tile' if recipe.tiles else 'patch'} size {cell}"
         )
+    if recipe.player_in_base and not (recipe.spatial and spec.follow and spec.tile):
+        raise MaagError(
+            "player_in_base needs spatial and a game whose camera follows a player on tiles; "
+            f"{spec.name} has no such player"
+            if recipe.spatial
+            else "player_in_base needs spatial"
+        )
     tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
     shared = {
         "frame_size": spec.frame_height,
@@ -105,6 +116,7 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec, episodes: dict | No
         "hud_height": spec.hud_height,
         "aligned_context": recipe.aligned_context,
         "chance": spec.chance,
+        "player_tile": spec.tile[0] if recipe.player_in_base else 0,
         **PRESETS[recipe.preset],
     }
     if recipe.tiles:
@@ -343,9 +355,10 @@ class GeneratorTask:
         base, the target and the pixels' weights."""
         from maag.models.flow import stack_context, to_unit
         from maag.numerical import blank_hud
-        from maag.spatial import generator_inputs
+        from maag.spatial import generator_inputs, player_moves
 
         context = self.own_context(model, batch, recipe, noise)
+        player_tile = getattr(model, "module", model).config.player_tile
         target, action, hud = batch["target"], batch["action"], self.spec.hud_height
         if recipe.mirror_share:
             rows = torch.rand(len(context), generator=noise) < recipe.mirror_share
@@ -379,6 +392,7 @@ class GeneratorTask:
                     last, batch["canvas"], batch["known"] & on, hud,
                     batch["camera_move"] * map_on[:, None],  # the module off knows no camera
                     batch["sprites"] & on,
+                    player_moves(batch, map_on) if player_tile else None, player_tile,
                 )  # fmt: skip
             if keep is not None:
                 base = blank_hud(base, keep, hud)
