@@ -27,9 +27,12 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from .chance import ChanceEmbedding
+from .tiles import TileSet
+
+TILE_EMBED = 16  # features per tile id and frame (with `tiles`)
 
 
-class LogicNet(ModelMixin, ConfigMixin):
+class LogicNet(TileSet, ModelMixin, ConfigMixin):
     """Context frames + action -> event counts. Saved as safetensors + config.json."""
 
     @register_to_config
@@ -46,16 +49,30 @@ class LogicNet(ModelMixin, ConfigMixin):
         focus: int = 0,
         hud_height: int = 0,
         observes: bool = False,
+        read_tiles: bool = False,
+        tile_size: int = 4,
+        max_tiles: int = 128,
     ):
         super().__init__()
         channels = [3 * context_frames + extra_channels, width, 2 * width, 4 * width, 4 * width]
         self.features = _convs(channels, (2, 2, 2, 2))
         feature_size = channels[-1] * (frame_size // 16) ** 2
-        if focus:  # full resolution first, then two halvings
-            if focus % 4:
-                raise ValueError(f"focus must be a multiple of 4 pixels, got {focus}")
+        if focus % (tile_size if read_tiles else 4) or (read_tiles and not focus):
+            raise ValueError(
+                f"focus must be a multiple of {tile_size if read_tiles else 4} pixels (and "
+                f"given, to read tiles), got {focus}"
+            )
+        if read_tiles:  # the window's tile ids (and "outside the frame") -> features
+            self.register_tile_set(frame_size, tile_size, max_tiles)
+            self.tile_embed = nn.Embedding(max_tiles + 2, TILE_EMBED)
+            window = context_frames * (focus // tile_size) ** 2 * TILE_EMBED
+            self.focus_features = nn.Sequential(
+                nn.Flatten(), nn.Linear(window, 16 * width), nn.SiLU()
+            )
+            feature_size += 16 * width  # after the whole frame's features
+        elif focus:  # full resolution first, then two halvings
             self.focus_features = _convs([channels[0], width, 2 * width, 2 * width], (1, 2, 2))
-            feature_size += 2 * width * (focus // 4) ** 2  # after the whole frame's features
+            feature_size += 2 * width * (focus // 4) ** 2
         self.action_embed = nn.Embedding(num_actions, feature_size)
         if chance:  # the rules' random draws: whether a wandering ghost steps onto Pac-Man
             self.chance_embed = ChanceEmbedding(tuple(chance), feature_size)
@@ -81,7 +98,10 @@ class LogicNet(ModelMixin, ConfigMixin):
         if self.config.chance:
             told = told + self.chance_embed(chance)
         features = self.features(inputs)
-        if self.config.focus:
+        if self.config.read_tiles:
+            window = self.focus_features(self.tile_embed(self._tiles_around(context, player)))
+            features = torch.cat([features, window], dim=1)
+        elif self.config.focus:
             window = self.focus_features(self._around(inputs, player))
             features = torch.cat([features, window], dim=1)
         logits = self.head(features * (1 + told))
@@ -90,14 +110,20 @@ class LogicNet(ModelMixin, ConfigMixin):
     def _around(self, inputs: torch.Tensor, player: torch.Tensor) -> torch.Tensor:
         """The focus window of `inputs` centred on each row's player pixel; outside the
         frame it is 0 (neither black nor any colour the frame holds)."""
-        size = self.config.focus
-        half = size // 2
-        padded = F.pad(inputs, (half, half, half, half))
         height, width = inputs.shape[-2:]
-        xs = player[:, 0].clamp(0, width).tolist()  # the window's corner in `padded`
-        ys = (player[:, 1] + self.config.hud_height).clamp(0, height).tolist()
-        corners = enumerate(zip(xs, ys, strict=True))
-        return torch.stack([padded[i, :, y : y + size, x : x + size] for i, (x, y) in corners])
+        xs = player[:, 0].clamp(0, width)
+        ys = (player[:, 1] + self.config.hud_height).clamp(0, height)
+        return _windows(inputs, xs, ys, self.config.focus, 0)
+
+    def _tiles_around(self, inputs: torch.Tensor, player: torch.Tensor) -> torch.Tensor:
+        """The tile ids (B, K, w, w) of the context frames in the focus window (w tiles)
+        around each row's player tile; outside the frame one more id (the set's size + 1)."""
+        t, size = self.config.tile_size, self.config.focus // self.config.tile_size
+        frames = inputs.unflatten(1, (-1, 3))  # (B, K, 3, H, W)
+        ids = self.tile_ids(frames.flatten(0, 1)).view(len(frames), -1, self.grid, self.grid)
+        cols = (player[:, 0] // t).clamp(0, self.grid - 1)
+        rows = ((player[:, 1] + self.config.hud_height) // t).clamp(0, self.grid - 1)
+        return _windows(ids, cols, rows, size, self.unknown + 1)
 
     @torch.inference_mode()
     def predict(
@@ -105,6 +131,17 @@ class LogicNet(ModelMixin, ConfigMixin):
     ) -> torch.Tensor:
         """The most likely count (B, num_events) of each event."""
         return self(context, action, extra, chance, player).argmax(dim=-1)
+
+
+def _windows(
+    grid: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, size: int, fill: float
+) -> torch.Tensor:
+    """The `size` x `size` window of each row of `grid` (B, C, H, W) centred on its (xs,
+    ys) (for an even size, the centre's right and lower neighbour); `fill` outside."""
+    half = size // 2
+    padded = F.pad(grid, (half, half, half, half), value=fill)
+    corners = enumerate(zip(xs.tolist(), ys.tolist(), strict=True))  # in `padded`
+    return torch.stack([padded[i, :, y : y + size, x : x + size] for i, (x, y) in corners])
 
 
 def _convs(channels: list[int], strides: tuple[int, ...]) -> nn.Sequential:

@@ -42,64 +42,23 @@ from .flow import sample_sigma
 
 # sampling temperature: a near-certain tile stays certain, a real choice stays a choice
 TEMPERATURE = 0.5
+# a tile drawn with less probability than SURE is kept alone in its pass (TileSampler)
+SURE = 0.9
+EXTRA_PASSES = 4
 
 
-class TileDiT(ModelMixin, ConfigMixin):
-    """Next-frame generator over tile ids. Saved and loaded as safetensors + config.json
-    (diffusers); the tile set travels in the weights (`tiles`, `tile_count`)."""
+class TileSet:
+    """A network that reads frames as the ids of their tiles (`TileDiT`, a LogicNet with
+    `read_tiles`): the set is a buffer saved with the weights (`tiles`, `tile_count`); id
+    `unknown` (the set's size) is a tile whose every pixel is 0."""
 
-    @register_to_config
-    def __init__(
-        self,
-        frame_size: int = 64,
-        tile_size: int = 4,
-        max_tiles: int = 512,
-        context_frames: int = 4,
-        extra_channels: int = 0,
-        num_actions: int = 3,
-        cond_vocab_size: int = 0,
-        num_cond_tokens: int = 0,
-        hud_height: int = 0,
-        hidden_size: int = 128,
-        depth: int = 4,
-        num_heads: int = 4,
-        mlp_ratio: float = 4.0,
-        chance: tuple[int, ...] = (),
-        aligned_context: bool = False,
-        player_tile: int = 0,  # as FrameDiT's: the base shows the player where the record puts it
-    ):
-        super().__init__()
+    def register_tile_set(self, frame_size: int, tile_size: int, max_tiles: int) -> None:
         self.unknown = max_tiles  # the id of a tile not known (or hidden)
         self.grid = frame_size // tile_size
         self.register_buffer(
             "tiles", torch.zeros(max_tiles, tile_size * tile_size * 3, dtype=torch.uint8)
         )
         self.register_buffer("tile_count", torch.zeros((), dtype=torch.long))
-        ids = max_tiles + 1
-        self.target_embed = nn.Embedding(ids, hidden_size)
-        self.base_embed = nn.Embedding(ids, hidden_size)
-        self.context_embed = nn.Embedding(context_frames * ids, hidden_size)  # one table per age
-        if extra_channels:  # the map's canvas where it knows it
-            self.map_embed = nn.Embedding(ids, hidden_size)
-        self.register_buffer(
-            "pos_embed", grid_position_embedding(hidden_size, self.grid)[None], persistent=False
-        )
-        self.time_embed = ScalarEmbedder(hidden_size)
-        self.corruption_embed = ScalarEmbedder(hidden_size)
-        self.action_embed = nn.Embedding(num_actions, hidden_size)
-        if chance:
-            self.chance_embed = ChanceEmbedding(tuple(chance), hidden_size)
-        if num_cond_tokens:
-            self.cond_embed = nn.Embedding(cond_vocab_size, hidden_size)
-            self.cond_pos = nn.Parameter(torch.zeros(1, num_cond_tokens, hidden_size))
-        self.blocks = nn.ModuleList(Block(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
-        self.final = FinalLayer(hidden_size, 1, max_tiles)  # one logit per tile of the set
-        self.initialize_weights()
-
-    def initialize_weights(self) -> None:
-        """DiT's init (`init_dit`), every id table small."""
-        tables = [self.target_embed, self.base_embed, self.context_embed, self.action_embed]
-        init_dit(self, tables + ([self.map_embed] if self.config.extra_channels else []))
 
     def set_tiles(self, tiles: np.ndarray) -> None:
         """Take `tiles` (K, t, t, 3) uint8 as the tile set (K at most `max_tiles`)."""
@@ -130,6 +89,59 @@ class TileDiT(ModelMixin, ConfigMixin):
             distance = (table**2).sum(1) - 2 * rows @ table.T
         ids = distance.argmin(-1)
         return torch.where(rows.abs().amax(-1) < 1e-6, self.unknown, ids)
+
+
+class TileDiT(TileSet, ModelMixin, ConfigMixin):
+    """Next-frame generator over tile ids. Saved and loaded as safetensors + config.json
+    (diffusers); the tile set travels in the weights (`tiles`, `tile_count`)."""
+
+    @register_to_config
+    def __init__(
+        self,
+        frame_size: int = 64,
+        tile_size: int = 4,
+        max_tiles: int = 512,
+        context_frames: int = 4,
+        extra_channels: int = 0,
+        num_actions: int = 3,
+        cond_vocab_size: int = 0,
+        num_cond_tokens: int = 0,
+        hud_height: int = 0,
+        hidden_size: int = 128,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        chance: tuple[int, ...] = (),
+        aligned_context: bool = False,
+        player_tile: int = 0,  # as FrameDiT's: the base shows the player where the record puts it
+    ):
+        super().__init__()
+        self.register_tile_set(frame_size, tile_size, max_tiles)
+        ids = max_tiles + 1
+        self.target_embed = nn.Embedding(ids, hidden_size)
+        self.base_embed = nn.Embedding(ids, hidden_size)
+        self.context_embed = nn.Embedding(context_frames * ids, hidden_size)  # one table per age
+        if extra_channels:  # the map's canvas where it knows it
+            self.map_embed = nn.Embedding(ids, hidden_size)
+        self.register_buffer(
+            "pos_embed", grid_position_embedding(hidden_size, self.grid)[None], persistent=False
+        )
+        self.time_embed = ScalarEmbedder(hidden_size)
+        self.corruption_embed = ScalarEmbedder(hidden_size)
+        self.action_embed = nn.Embedding(num_actions, hidden_size)
+        if chance:
+            self.chance_embed = ChanceEmbedding(tuple(chance), hidden_size)
+        if num_cond_tokens:
+            self.cond_embed = nn.Embedding(cond_vocab_size, hidden_size)
+            self.cond_pos = nn.Parameter(torch.zeros(1, num_cond_tokens, hidden_size))
+        self.blocks = nn.ModuleList(Block(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
+        self.final = FinalLayer(hidden_size, 1, max_tiles)  # one logit per tile of the set
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """DiT's init (`init_dit`), every id table small."""
+        tables = [self.target_embed, self.base_embed, self.context_embed, self.action_embed]
+        init_dit(self, tables + ([self.map_embed] if self.config.extra_channels else []))
 
     def draw(self, ids: torch.Tensor) -> torch.Tensor:
         """Ids (B, N) of the set -> frames (B, 3, H, W) in [-1, 1]."""
@@ -213,10 +225,14 @@ def tile_loss(
 class TileSampler:
     """Few-step sampler of a TileDiT: every tile hidden at first; each step draws the
     hidden ones (at TEMPERATURE) and keeps the surest, as many as a cosine schedule says
-    (all of them at the last step)."""
+    (all of them at the last step). Tiles drawn unsure (below SURE) are kept one at a time,
+    the surest first, with up to `extra_passes` more passes for them: two tiles that each
+    may show the one ghost (a move the frames cannot tell) are not both drawn with it at
+    once; the second is drawn again knowing the first."""
 
-    def __init__(self, steps: int = 1):
+    def __init__(self, steps: int = 1, extra_passes: int = EXTRA_PASSES):
         self.steps = steps
+        self.extra_passes = extra_passes
 
     @torch.no_grad()
     def sample(
@@ -232,13 +248,19 @@ class TileSampler:
         chance: torch.Tensor | None = None,
         context_moves: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The next frames (B, 3, H, W) in [-1, 1], in `steps` (default `self.steps`) steps."""
+        """The next frames (B, 3, H, W) in [-1, 1], in `steps` (default `self.steps`)
+        steps and, where tiles come out unsure, up to `extra_passes` more."""
         steps = steps or self.steps
         batch, count = base.shape[0], model.grid * model.grid
         tokens = torch.full((batch, count), model.unknown, dtype=torch.long, device=base.device)
         kept = torch.zeros(batch, count, dtype=torch.bool, device=base.device)
         corruption = torch.zeros(batch, device=base.device)
-        for step in range(steps):
+        rows = torch.arange(batch, device=base.device)
+        self.passes = 0  # of the last call: `steps` plus the extra ones it took
+        for step in range(steps + self.extra_passes):
+            if kept.all():
+                break
+            self.passes += 1
             share = (~kept).float().mean(dim=1)
             logits = model(
                 tokens,
@@ -258,9 +280,14 @@ class TileSampler:
             ).argmax(-1)
             sureness = logits.log_softmax(-1).gather(-1, drawn[..., None])[..., 0]
             sureness = sureness.masked_fill(kept, float("inf"))
-            keep = count - int(count * math.cos(math.pi / 2 * (step + 1) / steps))
+            keep = count - int(count * math.cos(math.pi / 2 * min(step + 1, steps) / steps))
             surest = sureness.topk(keep, dim=1).indices
             newly = torch.zeros_like(kept).scatter_(1, surest, True) & ~kept
+            if self.extra_passes and step < steps + self.extra_passes - 1:  # the last keeps all
+                unsure = newly & (sureness < math.log(SURE))
+                first = sureness.masked_fill(~unsure, -float("inf")).argmax(dim=1)
+                newly &= ~unsure
+                newly[rows, first] |= unsure[rows, first]
             tokens = torch.where(newly, drawn, tokens)
             kept |= newly
         return model.draw(tokens)

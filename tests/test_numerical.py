@@ -677,3 +677,49 @@ def test_a_logicnet_that_looks_around_the_player(tmp_path):
     batch = TransitionSampler(old, 2).gather(np.array([0]), np.array([1]))
     with pytest.raises(MaagError, match="holds no player positions"):
         LogicNetTask().loss(closer, batch, LogicNetRecipe(focus=16), None, "cpu")
+
+
+def test_a_logicnet_that_reads_the_tiles_around_the_player(tmp_path):
+    """`tiles`: the focus window read as tile ids of the training frames' set, centred on
+    the player's tile, one more id outside the frame; grown from a LogicNet without it, it
+    first computes what that one did; it trains, saves and loads with its set, and a
+    recipe asking for it without a focus window is refused."""
+    from maag.generative import load_network
+    from maag.train.export import restore_logicnet
+    from maag.train.logicnet import train_logicnet
+    from maag.train.loop import warm_start
+    from maag.transitions import logicnet_logits
+
+    spec = get_game("pacman").spec
+    write_dataset("pacman", "seeker", 2, 40, tmp_path / "data", seed=3, progress=False)
+    episodes = load_episodes(tmp_path / "data")
+    recipe = LogicNetRecipe(width=4, focus=20, tiles=True, max_tiles=96)
+    network = LogicNetTask().build(recipe, spec, episodes)
+    frames = torch.from_numpy(episodes["frames"][0, :2])
+    context = stack_context(to_unit(frames)[None])  # (1, 3K, H, W)
+    player = torch.from_numpy(episodes["player"][0, 1] - episodes["camera"][0, 1])[None]
+    window = network._tiles_around(context, player)
+    assert window.shape == (1, 2, 5, 5)
+    col, row = player[0, 0] // 4, (player[0, 1] + spec.hud_height) // 4
+    ids = network.tile_ids(to_unit(frames)).view(2, 16, 16)
+    assert torch.equal(window[0, :, 2, 2], ids[:, row, col])  # the player's tile at the centre
+    corner = network._tiles_around(context, torch.tensor([[0, -spec.hud_height]]))
+    assert (corner[0, :, :2, :] == network.unknown + 1).all()  # above the frame
+    assert torch.equal(corner[0, :, 2:, 2:], ids[:, :3, :3])
+
+    plain = dict(width=4, steps=2, data=str(tmp_path / "data"), eval_every=0)
+    batch = TransitionSampler(episodes, 2).gather(np.array([0, 1]), np.array([5, 30]))
+    train_logicnet(LogicNetRecipe(**plain), tmp_path / "plain", progress=False)
+    before = restore_logicnet(str(tmp_path / "plain"))[0]
+    warm_start(network, str(tmp_path / "plain"), spec, "logicnet")
+    assert torch.allclose(logicnet_logits(network, batch), logicnet_logits(before, batch))
+
+    train_logicnet(LogicNetRecipe(**plain, focus=20, tiles=True), tmp_path / "run", progress=False)
+    trained = restore_logicnet(str(tmp_path / "run"))[0]
+    trained.save_pretrained(tmp_path / "saved")
+    loaded = load_network(LogicNet, tmp_path / "saved", "LogicNet weights")
+    assert int(loaded.tile_count) == int(trained.tile_count) > 0
+    assert torch.equal(logicnet_logits(loaded, batch), logicnet_logits(trained, batch))
+
+    with pytest.raises(MaagError, match="a focus window of tiles"):
+        LogicNetTask().build(LogicNetRecipe(tiles=True), spec)

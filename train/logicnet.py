@@ -14,6 +14,7 @@ from tqdm import tqdm
 from maag.errors import MaagError
 from maag.spec import GameSpec
 
+from .generator import training_tiles
 from .loop import Recipe, train
 
 
@@ -24,6 +25,10 @@ class LogicNetRecipe(Recipe):
     width: int = 32
     max_count: int = 2
     focus: int = 0  # pixels of a closer look around the player (GameSpec.follow); 0: none
+    # read the focus window as tile ids (a game drawn on tiles, GameSpec.tile); the tile
+    # set is the training frames' (at most max_tiles)
+    tiles: bool = False
+    max_tiles: int = 128
     # an observer: its last input frame is the step's outcome; it reads what a frame shows
     observes: bool = False
     # the spatial map's view at the step's camera as 4 more input channels (what each
@@ -201,7 +206,12 @@ class LogicNetTask:
             raise MaagError(f"focus looks around a player, but {spec.name}'s camera follows none")
         if recipe.map_view and not (spec.moves or spec.follow):
             raise MaagError(f"map_view reads the spatial map, but {spec.name}'s view never moves")
-        return LogicNet(
+        if recipe.tiles and (spec.tile is None or not recipe.focus):
+            raise MaagError(
+                f"tiles reads a focus window of tiles: it needs a game drawn on tiles "
+                f"({spec.name}: {'yes' if spec.tile else 'no'}) and focus"
+            )
+        network = LogicNet(
             frame_size=spec.frame_height,
             context_frames=recipe.context_frames,
             num_actions=len(spec.actions),
@@ -213,7 +223,13 @@ class LogicNetTask:
             hud_height=spec.hud_height,
             observes=recipe.observes,
             extra_channels=4 if recipe.map_view else 0,
+            read_tiles=recipe.tiles,
+            tile_size=spec.tile[0] if spec.tile else 4,
+            max_tiles=recipe.max_tiles,
         )
+        if recipe.tiles and episodes is not None:
+            network.set_tiles(training_tiles(episodes, spec, recipe.max_tiles))
+        return network
 
     def loss(self, model, batch, recipe: LogicNetRecipe, noise, device):
         from maag.transitions import logicnet_logits

@@ -23,7 +23,9 @@ One step, in this order (the events come out in the same order):
    same step: score 0, lives 3, all pellets back. So the HUD never shows 0 lives.
 Ghost 0 (red) chases: at a junction it takes the way closest (straight line) to Pac-Man.
 Ghost 1 (pink) picks a random way. Neither reverses unless at a dead end. Frightened
-ghosts (cyan) move only on even steps and pick a random way. A random way is the step's
+ghosts (cyan) keep still at the power pellet's step, then move every other step (counted
+from that step, which the frames show, not from the game's start, which they do not), and
+pick a random way. A random way is the step's
 chance draw for that ghost (SPEC.chance: one per ghost, 0..WAYS_DRAW-1, drawn every step
 whether used or not): of the n ways open to it, in DIRS order, way draw * n // WAYS_DRAW.
 """

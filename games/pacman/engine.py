@@ -345,8 +345,8 @@ class PacmanEngine(Engine):
         pc, pr = self.pacman
         for i, pos in enumerate(self.ghosts):
             frightened = self.frightened[i]
-            if (frightened and self.t % 2) or self._eaten[i]:
-                continue
+            if (frightened and self.fright % 2 == FRIGHT_STEPS % 2) or self._eaten[i]:
+                continue  # frightened: still at the power pellet's step, then every other
             ways = self._ways[pos]
             back = (self.ghost_dirs[i] + 2) % 4 if self.ghost_dirs[i] != NO_DIR else NO_DIR
             choices = [w for w in ways if w[0] != back] or ways
