@@ -223,6 +223,13 @@ def classic_maze() -> Maze:
     return load_maze(CLASSIC_MAZE)
 
 
+def frightened_keep_still(fright: int) -> bool:
+    """Whether frightened ghosts keep still at a step of fright count `fright` (FRIGHT_STEPS
+    at the power pellet's step, one less at each step after): still at that step, then at
+    every other one, so the frames tell when they move (the game's clock would not)."""
+    return fright % 2 == FRIGHT_STEPS % 2
+
+
 class PacmanEngine(Engine):
     """The ground-truth Pac-Man. `maze`: a Maze, a maze file path or maze text."""
 
@@ -345,8 +352,8 @@ class PacmanEngine(Engine):
         pc, pr = self.pacman
         for i, pos in enumerate(self.ghosts):
             frightened = self.frightened[i]
-            if (frightened and self.fright % 2 == FRIGHT_STEPS % 2) or self._eaten[i]:
-                continue  # frightened: still at the power pellet's step, then every other
+            if (frightened and frightened_keep_still(self.fright)) or self._eaten[i]:
+                continue
             ways = self._ways[pos]
             back = (self.ghost_dirs[i] + 2) % 4 if self.ghost_dirs[i] != NO_DIR else NO_DIR
             choices = [w for w in ways if w[0] != back] or ways

@@ -29,6 +29,7 @@ from .engine import (
     Maze,
     PacmanReading,
     classic_maze,
+    frightened_keep_still,
     load_maze,
 )
 
@@ -68,13 +69,13 @@ class PacmanReferee:
     Ghosts walk at random, so the referee reads them: it keeps the few ghost states that
     explain the screen so far (a ghost out of view is not tracked) and plays the engine's
     collision rules on each with every way each ghost could go (one tile, not reversing,
-    frightened ones on even steps only). The outcome whose drawing of Pac-Man, the ghosts
-    and the walls at its camera fits the frame best wins; among outcomes the frame cannot
-    tell apart, the one the HUD shows, else the fewest events. A ghost at his tile is eaten
-    (+200) when frightened, else it is a "death" (-1 life, everyone back to the start), and
-    the last life lost is a "new_game". When no outcome fits, the ghosts are taken where
-    the frame shows them; when several frames running show Pac-Man elsewhere than the
-    rules put him, he is taken where they show him (a generated game that drifted).
+    frightened ones when the fright's count lets them). The outcome whose drawing of
+    Pac-Man, the ghosts and the walls at its camera fits the frame best wins; among outcomes the
+    frame cannot tell apart, the one the HUD shows, else the fewest events. A ghost at his
+    tile is eaten (+200) when frightened, else it is a "death" (-1 life, everyone back to
+    the start), and the last life lost is a "new_game". When no outcome fits, the ghosts are
+    taken where the frame shows them; when several frames running show Pac-Man elsewhere
+    than the rules put him, he is taken where they show him (a generated game that drifted).
 
     `moved_as_ruled`: Pac-Man stands on screen where his world tile and the camera put him,
     and the walls on screen line up with the walls seen before at that camera at least as
@@ -301,7 +302,8 @@ class PacmanReferee:
             yield tail, True, self._starts()
             return
         options = [
-            self._moves(state[i], waiting[i], tile, previous, entries) for i in range(len(state))
+            self._moves(state[i], waiting[i], tile, fright, previous, entries)
+            for i in range(len(state))
         ]
         for moved in itertools.product(*options):
             after = list(moved)
@@ -326,7 +328,7 @@ class PacmanReferee:
                     died = True
         return died
 
-    def _moves(self, ghost, waiting, pacman, previous, entries) -> list[_Ghost]:
+    def _moves(self, ghost, waiting, pacman, fright, previous, entries) -> list[_Ghost]:
         pos, d, fr = ghost
         if waiting:
             return [ghost]
@@ -336,7 +338,7 @@ class PacmanReferee:
             return [ghost] + [
                 (tile, NO_DIR, fr) for tile in entries if self._may_enter(tile, previous)
             ]
-        if fr and self.t % 2:
+        if fr and frightened_keep_still(fright):
             return [ghost]
         ways = self._ways(pos)
         back = (d + 2) % 4 if d != NO_DIR else NO_DIR
