@@ -42,7 +42,9 @@ from .flow import sample_sigma
 
 # sampling temperature: a near-certain tile stays certain, a real choice stays a choice
 TEMPERATURE = 0.5
-# a tile drawn with less probability than SURE is kept alone in its pass (TileSampler)
+# a tile drawn with less probability than SURE is kept alone in its pass, with up to
+# EXTRA_PASSES more passes for such tiles (TileSampler; 0.97 and 8 drew Pac-Man a little
+# better but 3.4x slower: docs/pacman-experiments.md, session 34)
 SURE = 0.9
 EXTRA_PASSES = 4
 
