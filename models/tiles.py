@@ -42,6 +42,9 @@ from .flow import sample_sigma
 
 # sampling temperature: a near-certain tile stays certain, a real choice stays a choice
 TEMPERATURE = 0.5
+# where the map's view knows the tile (extra channels: canvas, then the known-mask as +1/-1)
+# the choice is the map's, not a guess: drawn sharper (docs/pacman-experiments.md, session 35)
+MAPPED_TEMPERATURE = 0.25
 # a tile drawn with less probability than SURE is kept alone in its pass, with up to
 # EXTRA_PASSES more passes for such tiles (TileSampler; 0.97 and 8 drew Pac-Man a little
 # better but 3.4x slower: docs/pacman-experiments.md, session 34)
@@ -259,6 +262,10 @@ class TileSampler:
         corruption = torch.zeros(batch, device=base.device)
         rows = torch.arange(batch, device=base.device)
         self.passes = 0  # of the last call: `steps` plus the extra ones it took
+        temperature = torch.full((batch, count, 1), TEMPERATURE, device=base.device)
+        if extra is not None and extra.shape[1] > 3:  # every pixel of the tile known
+            known = -F.max_pool2d(-extra[:, 3:4], model.config.tile_size) > 0
+            temperature[known.flatten(1)] = MAPPED_TEMPERATURE
         for step in range(steps + self.extra_passes):
             if kept.all():
                 break
@@ -278,7 +285,7 @@ class TileSampler:
             ).float()
             uniform = torch.rand(logits.shape, generator=generator).to(logits.device)
             drawn = (
-                logits / TEMPERATURE - torch.log(-torch.log(uniform.clamp(1e-20, 1.0)))
+                logits / temperature - torch.log(-torch.log(uniform.clamp(1e-20, 1.0)))
             ).argmax(-1)
             sureness = logits.log_softmax(-1).gather(-1, drawn[..., None])[..., 0]
             sureness = sureness.masked_fill(kept, float("inf"))

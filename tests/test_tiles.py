@@ -1,5 +1,7 @@
 """The tile generator (models/tiles.py): tile ids, the loss, the sampler, runs and folders."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -160,6 +162,38 @@ def test_extra_passes_keep_unsure_tiles_one_at_a_time(steps):
     assert passes == steps and (at_once > 1).any()
     one_by_one, passes = ghosts(4)
     assert (one_by_one <= 1).all() and steps < passes <= steps + 4
+
+
+class EightyTwentyNetwork:
+    """A stand-in TileDiT over 16 tiles of 2 x 2 pixels: every tile is id 0 with odds 4 to
+    1 against id 1."""
+
+    grid, unknown = 4, 2
+    config = SimpleNamespace(tile_size=2)
+
+    def __call__(self, tokens, *_):
+        return torch.log(torch.tensor([0.8, 0.2])).expand(*tokens.shape, 2)
+
+    def draw(self, ids):
+        return ids
+
+
+def test_tiles_the_map_knows_are_drawn_sharper():
+    """Where the map's view knows every pixel of a tile (the last extra channel +1), the
+    tile is drawn at MAPPED_TEMPERATURE, elsewhere at TEMPERATURE: the unlikely tile comes
+    out far less often on known ground."""
+    extra = torch.zeros(512, 4, 8, 8)
+    extra[:, 3] = -1.0
+    extra[:, 3, :, :4] = 1.0  # the left two tile columns known
+    extra[:, 3, 0, 0] = -1.0  # one pixel unknown: the whole tile counts as unknown
+    ids = TileSampler(1, 0).sample(
+        EightyTwentyNetwork(), torch.zeros(512, 1), None, None, torch.Generator().manual_seed(0),
+        extra=extra,
+    ).view(512, 4, 4)  # fmt: skip
+    known, unknown = ids[:, :, :2].flatten(), ids[:, :, 2:].flatten()
+    assert (known == 1).float().mean() < 0.02  # 0.8 ** 4 : 0.2 ** 4 at 0.25: 0.4%
+    assert 0.03 < (unknown == 1).float().mean() < 0.09  # 0.8 ** 2 : 0.2 ** 2 at 0.5: 5.9%
+    assert ids[:, 0, 0].eq(1).float().mean() > 0.02  # the tile with an unknown pixel
 
 
 @pytest.mark.parametrize("player_in_base", [False, True])
