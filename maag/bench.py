@@ -121,6 +121,7 @@ class Trace:
     numcon: list[bool] = field(default_factory=list)
     record_match: list[bool] = field(default_factory=list)  # only where the game keeps a record
     actacc: list[bool] = field(default_factory=list)
+    npcacc: list[bool] = field(default_factory=list)  # only where the referee judges them
     readable: list[bool] = field(default_factory=list)
     true_events: list[tuple[str, ...]] = field(default_factory=list)
     shown_events: list[tuple[str, ...]] = field(default_factory=list)
@@ -166,6 +167,8 @@ def play_episode(
             if step.values:
                 trace.record_match.append(reading.values == step.values)
             trace.actacc.append(judgement.moved_as_ruled)
+            if judgement.npc_as_ruled is not None:
+                trace.npcacc.append(judgement.npc_as_ruled)
             trace.readable.append(reading.readable)
             trace.true_events.append(happened)
             trace.shown_events.append(explain_change(spec, shown, reading.values, happened))
@@ -250,6 +253,7 @@ def summarise(traces: list[Trace], steps: int) -> dict[str, Any]:
         "revisits": sum(len(t.revisits) for t in traces),
         "revisit_psnr": psnr(squared / pixels) if pixels else None,
         "actacc": _mean([v for t in traces for v in t.actacc]),
+        "npcacc": _mean([v for t in traces for v in t.npcacc]),
         "readable": _mean([v for t in traces for v in t.readable]),
         "drift": {
             m: _quarters(traces, m, steps) for m in ("numcon", "spacon", "actacc", "readable")
@@ -368,8 +372,8 @@ def markdown_table(results: dict[str, Any]) -> str:
     """The side-by-side table of a benchmark's results."""
     head = (
         "| config | NumCon | event F1 | digit acc | SpaCon (revisits) | revisit PSNR | ActAcc "
-        "| readable | TF PSNR (copy-last) | NumCon Q1→Q4 | SpaCon Q1→Q4 | ActAcc Q1→Q4 "
-        "| ms/step | generator ms | modules share |\n|" + "---|" * 15
+        "| NPC acc | readable | TF PSNR (copy-last) | NumCon Q1→Q4 | SpaCon Q1→Q4 "
+        "| ActAcc Q1→Q4 | ms/step | generator ms | modules share |\n|" + "---|" * 16
     )
     lines = [head]
     for r in results["rows"]:
@@ -380,7 +384,7 @@ def markdown_table(results: dict[str, Any]) -> str:
             f"| {r['label']} | {_with_interval(r, 'numcon')} | {_fmt(r['event_f1'])} "
             f"| {_fmt(r['digit_accuracy'])} | {_fmt(r['spacon'])} ({r['revisits']}) "
             f"| {_fmt(r['revisit_psnr'], 1)} | {_with_interval(r, 'actacc')} "
-            f"| {_fmt(r['readable'])} "
+            f"| {_fmt(r.get('npcacc'))} | {_fmt(r['readable'])} "
             f"| {tf} | {drift['numcon']} | {drift['spacon']} | {drift['actacc']} "
             f"| {_fmt(r['ms_per_step'], 2)} | {_fmt(r['ms_per_part'].get('generator'), 2)} "
             f"| {_fmt(r['modules_share'], 2)} |"

@@ -342,6 +342,10 @@ class Judgement:
     # whether the screen showed what the rules need to judge the step (Pong: the ball,
     # which never leaves the screen); a step that cannot be followed is no consistent one
     followable: bool = True
+    # whether everything else that moves (Pac-Man's ghosts) stands where some way of the
+    # rules puts it: none vanished, doubled or jumped; None where the referee does not judge
+    # other movers (nothing else moves, or they are judged through `followable`)
+    npc_as_ruled: bool | None = None
 
 
 class Referee(Protocol):

@@ -67,6 +67,7 @@ def test_pong_engine_scores_one(agent):
     for metric in METRICS:
         assert result[metric] == 1.0, metric
     assert result["spacon"] is None and result["revisits"] == 0  # nothing to revisit
+    assert result["npcacc"] is None  # the ball is judged through `followable`
     assert sum(len(events) for t in traces for events in t.true_events) >= 5  # points scored
 
 
@@ -191,12 +192,27 @@ def pacman_drawn_one_tile_off(engine, step):
     step.frame[y : y + TILE, x_off : x_off + TILE] = _PACMAN_TILE
 
 
+def pacman_ghost_erased(engine, step):
+    """Now and then a ghost in view, four tiles or more from Pac-Man, is left out of the
+    frame: his tile shows what lies under him."""
+    if engine.frames % 4:
+        return
+    cc, cr = _view(step)
+    for c, r in engine.ghosts:
+        far = abs(c - engine.pacman[0]) + abs(r - engine.pacman[1]) >= 4
+        if far and 0 <= c - cc < VIEW_COLS and 0 <= r - cr < VIEW_ROWS:
+            y, x = pacman.SPEC.hud_height + (r - cr) * TILE, (c - cc) * TILE
+            world = engine._world[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE]
+            step.frame[y : y + TILE, x : x + TILE] = world
+            return
+
+
 @pytest.mark.parametrize("agent", ["seeker", "random"])
 def test_pacman_engine_scores_one(agent):
     result, traces = scores(
         PACMAN_GAME, lambda seed: maag.make("pacman", seed), agent, seeds=(0, 1, 2, 3), steps=400
     )
-    for metric in (*METRICS, "spacon"):
+    for metric in (*METRICS, "spacon", "npcacc"):
         assert result[metric] == 1.0, metric
     assert result["revisits"] > 1000 and result["revisit_psnr"] == float("inf")
     happened = {e for t in traces for events in t.true_events for e in events}
@@ -222,6 +238,7 @@ def test_pacman_referee_follows_every_event_and_the_clamped_camera():
                 judgement = referee.judge(action, pacman.read_frame(step.frame))
                 assert judgement.events == step.events
                 assert judgement.values == step.values and judgement.moved_as_ruled
+                assert judgement.npc_as_ruled
                 assert referee.pacman == engine.pacman
                 assert (referee.camera[0] * TILE, referee.camera[1] * TILE) == step.camera
                 seen.setdefault("events", set()).add(step.events)
@@ -282,6 +299,7 @@ def test_pacman_may_change_only_as_the_rules_allow():
         (pacman_wrong_digit, "numcon"),
         (pacman_wall_recoloured_on_revisit, "spacon"),
         (pacman_drawn_one_tile_off, "actacc"),
+        (pacman_ghost_erased, "npcacc"),
     ],
 )
 def test_pacman_damage_lowers_its_metric_and_no_other(damage, hit):
@@ -289,7 +307,7 @@ def test_pacman_damage_lowers_its_metric_and_no_other(damage, hit):
         PACMAN_GAME, lambda seed: damaged(PacmanEngine)(seed, damage), "seeker", steps=300
     )
     assert result[hit] < 0.95, hit
-    for other in {"numcon", "spacon", "actacc"} - {hit}:
+    for other in {"numcon", "spacon", "actacc", "npcacc"} - {hit}:
         assert result[other] == 1.0, other
 
 

@@ -81,6 +81,10 @@ class PacmanReferee:
     and the walls on screen line up with the walls seen before at that camera at least as
     well as at any camera one tile off (or one tile off the last one).
 
+    `npc_as_ruled`: some way of the rules draws the ghosts as the frame shows them (none
+    vanished in view, doubled or jumped), before a misfit makes the referee take them where
+    the frame shows them.
+
     `visible`: every world tile in view -> what it shows (EMPTY, WALL, PELLET, POWER; None
     when illegible), `regions` its 4x4 pixels; tiles under a sprite are `hidden`.
     `may_change`: a pellet may be gone if Pac-Man stood there since it was last seen, and
@@ -140,7 +144,9 @@ class PacmanReferee:
         self._entered[tile[1] + 1, tile[0] + 1] = self.t
         power = self._eat(tile, events)
         fright = FRIGHT_STEPS if power else self.fright
-        tail, died, ghosts, fits = self._collisions(tile, power, fright, reading, events)
+        tail, died, ghosts, fits, ghosts_fit = self._collisions(
+            tile, power, fright, reading, events
+        )
         events += tail
         previous = self.camera
         if died:
@@ -156,7 +162,7 @@ class PacmanReferee:
             reading, previous
         )
         self._follow_the_screen(reading)
-        return self._judgement(fired, moved, reading)
+        return self._judgement(fired, moved, reading, npc_as_ruled=ghosts_fit)
 
     def may_change(self, place: Hashable, before: object, after: object) -> bool:
         c, r = place
@@ -247,10 +253,10 @@ class PacmanReferee:
         fright: int,
         reading: PacmanReading,
         events: list[str],
-    ) -> tuple[list[str], bool, list[_Ghosts], bool]:
+    ) -> tuple[list[str], bool, list[_Ghosts], bool, bool]:
         """The ghost events, whether he died, the ghost states that explain the frame
-        best, and whether they explain it without a flaw. Where outcomes the frame cannot
-        tell apart differ in their events (a frightened ghost eaten in the same move as
+        best, whether they explain it without a flaw, and whether its ghosts alone do
+        (`npc_as_ruled`). Where outcomes the frame cannot tell apart differ in their events (a frightened ghost eaten in the same move as
         another one kills him: all are back at the start either way), the one whose values
         the HUD shows is taken, as a person would glance at the score; else the fewest."""
         codes = _shown_codes(reading)
@@ -287,9 +293,11 @@ class PacmanReferee:
         ghosts = [
             key[2] for key, misfit in outcomes.items() if misfit == best and key[:2] == chosen[:2]
         ]
+        camera, pac = (dead_camera, self.maze.pacman) if died else (alive_camera, tile)
+        ghosts_fit = self._misfit(chosen[2], pac, camera, shown, player=False) == 0
         if died:
             tail.append("death")
-        return tail, died, ghosts[: self.MAX_HYPOTHESES], best == 0
+        return tail, died, ghosts[: self.MAX_HYPOTHESES], best == 0, ghosts_fit
 
     def _play(self, ghosts, tile, power, fright, previous, entries):
         """Every way the step can go for one belief about the ghosts: (ghost events, died,
@@ -355,15 +363,20 @@ class PacmanReferee:
             for place in ((c, r), (c - 1, r), (c + 1, r), (c, r - 1), (c, r + 1))
         )
 
-    def _misfit(self, ghosts: _Ghosts, pacman, camera, shown: dict) -> int:
-        """How many view tiles the outcome draws otherwise than the frame shows them."""
+    def _misfit(self, ghosts: _Ghosts, pacman, camera, shown: dict, player: bool = True) -> int:
+        """How many view tiles the outcome draws otherwise than the frame shows them (the
+        ghosts alone without `player`: where the frame shows Pac-Man, he covers them)."""
         if not shown:
             return 0
         drawn = {}
         for i, (pos, _, fr) in enumerate(ghosts):
             if isinstance(pos, tuple):
                 drawn[self._on_screen(pos, camera)] = "frightened" if fr else f"ghost_{i}"
-        drawn[self._on_screen(pacman, camera)] = "pacman"
+        if player:
+            drawn[self._on_screen(pacman, camera)] = "pacman"
+        else:
+            drawn = {place: kind for place, kind in drawn.items() if shown.get(place) != "pacman"}
+            shown = {place: kind for place, kind in shown.items() if kind != "pacman"}
         return sum(drawn.get(place) != shown.get(place) for place in drawn.keys() | shown.keys())
 
     def _ghosts_shown(self, reading: PacmanReading, rules: _Ghosts) -> _Ghosts:
@@ -447,7 +460,9 @@ class PacmanReferee:
         scores = [a for a in map(agreement, others) if a is not None]
         return here >= max(scores)
 
-    def _judgement(self, events: tuple[str, ...], moved: bool, reading) -> Judgement:
+    def _judgement(
+        self, events: tuple[str, ...], moved: bool, reading, npc_as_ruled: bool = True
+    ) -> Judgement:
         cc, cr = self.camera
         codes = _shown_codes(reading)
         window = (slice(cr + 1, cr + 1 + VIEW_ROWS), slice(cc + 1, cc + 1 + VIEW_COLS))
@@ -473,4 +488,5 @@ class PacmanReferee:
             visible=visible,
             regions=regions,
             hidden=frozenset(hidden),
+            npc_as_ruled=npc_as_ruled,
         )
