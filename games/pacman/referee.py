@@ -82,8 +82,8 @@ class PacmanReferee:
     well as at any camera one tile off (or one tile off the last one).
 
     `npc_as_ruled`: some way of the rules draws the ghosts as the frame shows them (none
-    vanished in view, doubled or jumped), before a misfit makes the referee take them where
-    the frame shows them.
+    vanished in view, doubled or jumped), and none is lost: a ghost the frame failed to show
+    where the rules put it counts against every step until a frame shows it again.
 
     `visible`: every world tile in view -> what it shows (EMPTY, WALL, PELLET, POWER; None
     when illegible), `regions` its 4x4 pixels; tiles under a sprite are `hidden`.
@@ -255,10 +255,11 @@ class PacmanReferee:
         events: list[str],
     ) -> tuple[list[str], bool, list[_Ghosts], bool, bool]:
         """The ghost events, whether he died, the ghost states that explain the frame
-        best, whether they explain it without a flaw, and whether its ghosts alone do
-        (`npc_as_ruled`). Where outcomes the frame cannot tell apart differ in their events (a frightened ghost eaten in the same move as
-        another one kills him: all are back at the start either way), the one whose values
-        the HUD shows is taken, as a person would glance at the score; else the fewest."""
+        best, whether they explain it without a flaw, and whether its ghosts alone do, none
+        lost (`npc_as_ruled`). Where outcomes the frame cannot tell apart differ in their
+        events (a frightened ghost eaten in the same move as another one kills him: all are
+        back at the start either way), the one whose values the HUD shows is taken, as a
+        person would glance at the score; else the fewest."""
         codes = _shown_codes(reading)
         shown = {}
         if reading.player is not None:
@@ -294,7 +295,9 @@ class PacmanReferee:
             key[2] for key, misfit in outcomes.items() if misfit == best and key[:2] == chosen[:2]
         ]
         camera, pac = (dead_camera, self.maze.pacman) if died else (alive_camera, tile)
-        ghosts_fit = self._misfit(chosen[2], pac, camera, shown, player=False) == 0
+        ghosts_fit = self._misfit(chosen[2], pac, camera, shown, player=False) == 0 and all(
+            pos != _LOST for pos, _, _ in chosen[2]
+        )
         if died:
             tail.append("death")
         return tail, died, ghosts[: self.MAX_HYPOTHESES], best == 0, ghosts_fit
@@ -380,15 +383,36 @@ class PacmanReferee:
         return sum(drawn.get(place) != shown.get(place) for place in drawn.keys() | shown.keys())
 
     def _ghosts_shown(self, reading: PacmanReading, rules: _Ghosts) -> _Ghosts:
-        """The ghosts where the frame shows them (frightened as the rules say); a ghost it
-        does not show is lost: it may be anywhere, hidden or out of view."""
-        ghosts: list[_Ghost] = [(_LOST, NO_DIR, fr) for _, _, fr in rules]
+        """The ghosts where the frame shows them (frightened as the rules say): one the
+        rules put where the frame shows its kind stays there; a shown one the rules put
+        nowhere in view is one lost, else one out of view stepping in. A ghost the frame
+        does not show stays out of view where the rules put it there, else it is lost: it
+        may be anywhere, hidden or out of view."""
+        kinds = ["frightened" if fr else f"ghost_{i}" for i, (_, _, fr) in enumerate(rules)]
+        unshown: list[_Ghost] = [
+            (None if pos is None else _LOST, NO_DIR, fr) for pos, _, fr in rules
+        ]
         if reading.ghosts is None:
-            return tuple(ghosts)
+            return tuple(unshown)
+        cc, cr = self.camera
+        shown = [((c + cc, r + cr), kind) for kind, (c, r) in reading.ghosts]
+        ghosts: list[_Ghost | None] = [None] * len(rules)
+        for i, ghost in enumerate(rules):
+            if (ghost[0], kinds[i]) in shown:
+                shown.remove((ghost[0], kinds[i]))
+                ghosts[i] = ghost
+        for place, kind in shown:
+            for was in (_LOST, None):  # a lost ghost before one out of view
+                free = [i for i, g in enumerate(ghosts) if g is None and unshown[i][0] == was]
+                match = [i for i in free if kinds[i] == kind]
+                if match:
+                    ghosts[match[0]] = (place, NO_DIR, rules[match[0]][2])
+                    break
+        return tuple(u if g is None else g for g, u in zip(ghosts, unshown, strict=True))
         cc, cr = self.camera
         for kind, (c, r) in reading.ghosts:
             for i, (pos, _, fr) in enumerate(ghosts):
-                if pos == _LOST and kind == ("frightened" if fr else f"ghost_{i}"):
+                if pos in (None, _LOST) and kind == ("frightened" if fr else f"ghost_{i}"):
                     ghosts[i] = ((c + cc, r + cr), NO_DIR, fr)
                     break
         return tuple(ghosts)
