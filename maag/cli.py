@@ -520,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_eval)
     bench = sub.add_parser(
         "bench",
-        help="consistency benchmark: NumCon, SpaCon, ActAcc, fidelity, drift, speed",
+        help="consistency benchmark: NumCon, SpaCon, ActAcc, NPC acc, fidelity, drift, speed",
         description="Play the engine (control row) and each model with the game's evaluation "
         "agent on seeds disjoint from training, read every frame, and report the metrics "
         "side by side.",

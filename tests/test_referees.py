@@ -342,7 +342,7 @@ def test_referees_survive_frames_they_cannot_read():
             judgement = referee.judge(action, definition.read_frame(frame))
             assert judgement.values.keys() == step.values.keys()
             if t % 3 == 0:
-                assert not judgement.moved_as_ruled
+                assert not judgement.moved_as_ruled and not judgement.npc_as_ruled
 
 
 def test_pacman_referee_follows_a_game_that_went_astray():

@@ -83,7 +83,8 @@ class PacmanReferee:
 
     `npc_as_ruled`: some way of the rules draws the ghosts as the frame shows them (none
     vanished in view, doubled or jumped), and none is lost: a ghost the frame failed to show
-    where the rules put it counts against every step until a frame shows it again.
+    where the rules put it counts against every step until a frame shows it again, and a
+    frame whose Pac-Man or ghosts cannot be read counts against its step.
 
     `visible`: every world tile in view -> what it shows (EMPTY, WALL, PELLET, POWER; None
     when illegible), `regions` its 4x4 pixels; tiles under a sprite are `hidden`.
@@ -295,8 +296,10 @@ class PacmanReferee:
             key[2] for key, misfit in outcomes.items() if misfit == best and key[:2] == chosen[:2]
         ]
         camera, pac = (dead_camera, self.maze.pacman) if died else (alive_camera, tile)
-        ghosts_fit = self._misfit(chosen[2], pac, camera, shown, player=False) == 0 and all(
-            pos != _LOST for pos, _, _ in chosen[2]
+        ghosts_fit = (
+            bool(shown)  # Pac-Man and the ghosts read
+            and self._misfit(chosen[2], pac, camera, shown, player=False) == 0
+            and all(pos != _LOST for pos, _, _ in chosen[2])
         )
         if died:
             tail.append("death")
