@@ -333,14 +333,12 @@ class GenerativeGame(Game):
         spatial module, the map's view at the record's camera; `start` is the record as
         the step began)."""
         from maag.models.flow import stack_context, to_uint8
-        from maag.models.tiles import TileSampler, movers_near
         from maag.numerical import blank_hud
         from maag.spatial import generator_inputs
 
         clock = time.perf_counter()
         hud = self.spec.hud_height
         base, extra, steps = context[:, -1], None, self.sampler.steps
-        sampling = {}  # what only a tile sampler takes
         if self.map_inputs:
             size = (self.spec.frame_height - hud, self.spec.frame_width)
             moves, sprites, player = np.zeros((1, 2), int), None, None
@@ -355,9 +353,6 @@ class GenerativeGame(Game):
                     )
                 if self.sprite_mask is not None:
                     sprites = self.sprite_mask(self.context[-1])[None]
-                    if isinstance(self.sampler, TileSampler):  # not drawn sharper there
-                        tile_size = self.generator.config.tile_size
-                        sampling["movers"] = movers_near(sprites, moves[0], tile_size)
                 hidden = sprites[0, hud:] if sprites is not None else False
                 if (~known & ~hidden).any():
                     steps = max(steps, self.reveal_sampler_steps)
@@ -385,7 +380,7 @@ class GenerativeGame(Game):
         frame = self.sampler.sample(
             self.generator, base=base, context=stack_context(context), action=actions,
             generator=self.noise, extra=extra, cond_ids=cond_ids, steps=steps, chance=chance,
-            context_moves=moves, **sampling,
+            context_moves=moves,
         )  # fmt: skip
         torch.set_num_threads(1)
         pixels = np.ascontiguousarray(to_uint8(frame[0]).numpy())  # (H, W, 3) in C order

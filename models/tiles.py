@@ -20,7 +20,6 @@ sequence.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -46,9 +45,6 @@ TEMPERATURE = 0.5
 # where the map's view knows the tile (extra channels: canvas, then the known-mask as +1/-1)
 # the choice is the map's, not a guess: drawn sharper (docs/pacman-experiments.md, session 35)
 MAPPED_TEMPERATURE = 0.25
-# ... except within MOVER_REACH tiles of a sprite of the last frame (`movers_near`): there a
-# ghost may stand on a tile the map knows as floor, and sharpening drew it away (session 36)
-MOVER_REACH = 1
 # a tile drawn with less probability than SURE is kept alone in its pass, with up to
 # EXTRA_PASSES more passes for such tiles (TileSampler; 0.97 and 8 drew Pac-Man a little
 # better but 3.4x slower: docs/pacman-experiments.md, session 34)
@@ -256,11 +252,9 @@ class TileSampler:
         steps: int | None = None,
         chance: torch.Tensor | None = None,
         context_moves: torch.Tensor | None = None,
-        movers: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The next frames (B, 3, H, W) in [-1, 1], in `steps` (default `self.steps`)
-        steps and, where tiles come out unsure, up to `extra_passes` more; `movers` (B, N)
-        marks the tiles a sprite may stand on now (`movers_near`): never drawn sharper."""
+        steps and, where tiles come out unsure, up to `extra_passes` more."""
         steps = steps or self.steps
         batch, count = base.shape[0], model.grid * model.grid
         tokens = torch.full((batch, count), model.unknown, dtype=torch.long, device=base.device)
@@ -270,10 +264,8 @@ class TileSampler:
         self.passes = 0  # of the last call: `steps` plus the extra ones it took
         temperature = torch.full((batch, count, 1), TEMPERATURE, device=base.device)
         if extra is not None and extra.shape[1] > 3:  # every pixel of the tile known
-            known = (-F.max_pool2d(-extra[:, 3:4], model.config.tile_size) > 0).flatten(1)
-            if movers is not None:
-                known &= ~movers.to(known.device)
-            temperature[known] = MAPPED_TEMPERATURE
+            known = -F.max_pool2d(-extra[:, 3:4], model.config.tile_size) > 0
+            temperature[known.flatten(1)] = MAPPED_TEMPERATURE
         for step in range(steps + self.extra_passes):
             if kept.all():
                 break
@@ -308,19 +300,3 @@ class TileSampler:
             tokens = torch.where(newly, drawn, tokens)
             kept |= newly
         return model.draw(tokens)
-
-
-def movers_near(sprites: np.ndarray, camera_move: Sequence[int], tile_size: int) -> torch.Tensor:
-    """(B, N) the grid tiles of the next frame within MOVER_REACH tiles of where the last
-    frame's sprites (B, H, W) bool stood, after the camera moved `camera_move` (x, y)
-    pixels: where a sprite may stand now. (The scene's rim, where one may step in from out
-    of view, drawn at TEMPERATURE too made up more maze there: session 36.)"""
-    was = F.max_pool2d(torch.from_numpy(np.asarray(sprites, bool)).float()[:, None], tile_size)
-    dx, dy = (int(m) // tile_size for m in camera_move)
-    g = was.shape[-1]
-    now = torch.zeros_like(was)  # now[y, x] = was[y + dy, x + dx]: the world moved back
-    now[..., max(-dy, 0) : g - max(dy, 0), max(-dx, 0) : g - max(dx, 0)] = was[
-        ..., max(dy, 0) : g - max(-dy, 0), max(dx, 0) : g - max(-dx, 0)
-    ]
-    reach = 2 * MOVER_REACH + 1
-    return (F.max_pool2d(now, reach, stride=1, padding=MOVER_REACH) > 0).flatten(1)

@@ -11,7 +11,7 @@ from maag.errors import MaagError
 from maag.games import pacman
 from maag.generative import load
 from maag.models.flow import sampler_for, stack_context, to_uint8, to_unit
-from maag.models.tiles import TileDiT, TileSampler, movers_near, tile_loss
+from maag.models.tiles import TileDiT, TileSampler, tile_loss
 from maag.train.export import export_model
 from maag.train.generator import GeneratorRecipe, build_generator, train_generator
 from maag.transitions import TransitionSampler, load_episodes
@@ -194,26 +194,6 @@ def test_tiles_the_map_knows_are_drawn_sharper():
     assert (known == 1).float().mean() < 0.02  # 0.8 ** 4 : 0.2 ** 4 at 0.25: 0.4%
     assert 0.03 < (unknown == 1).float().mean() < 0.09  # 0.8 ** 2 : 0.2 ** 2 at 0.5: 5.9%
     assert ids[:, 0, 0].eq(1).float().mean() > 0.02  # the tile with an unknown pixel
-    movers = torch.zeros(512, 4, 4, dtype=torch.bool)
-    movers[:, 1, 1] = True  # a sprite may stand on this known tile: drawn as if unknown
-    again = TileSampler(1, 0).sample(
-        EightyTwentyNetwork(), torch.zeros(512, 1), None, None, torch.Generator().manual_seed(0),
-        extra=extra, movers=movers.flatten(1),
-    ).view(512, 4, 4)  # fmt: skip
-    assert again[:, 1, 1].eq(1).float().mean() > 0.03
-    assert again[:, 2:, :2].eq(1).float().mean() < 0.02
-
-
-def test_movers_near_follows_the_camera_and_reaches_one_tile():
-    """The tiles a sprite of the last frame may stand on now: its tile moved back by the
-    camera's move, and those within MOVER_REACH (1) tiles of it."""
-    sprites = np.zeros((1, 32, 32), bool)
-    sprites[0, 12:16, 8:12] = True  # the tile at row 3, column 2 of an 8 x 8 grid
-    still = movers_near(sprites, (0, 0), 4).view(8, 8)
-    assert still.sum() == 9 and still[2:5, 1:4].all()
-    moved = movers_near(sprites, (4, -8), 4).view(8, 8)  # right one tile, up two
-    assert moved.sum() == 9 and moved[4:7, 0:3].all()
-    assert not movers_near(sprites, (12, 0), 4).any()  # gone off screen
 
 
 @pytest.mark.parametrize("player_in_base", [False, True])
