@@ -1,19 +1,21 @@
 """Where a generative game's rollouts first go wrong, and what it draws there.
 
     python benchmarks/first_failures.py --model models/pong [--episodes 4] [--steps 1000]
-        [--probe] [--out failures/]
+        [--map FILE] [--probe] [--out failures/]
 
-Plays the benchmark's episodes (`maag bench`'s agent and seeds) and prints, per episode,
-NumCon, the share of readable frames and the first step whose shown values the referee
-does not accept; `--out` writes a strip of the frames around that step (4x scale) per
-episode. With `--probe`, the engine plays the same episode up to that step and the
-generator draws the failing frame from the engine's own context frames (teacher-forced)
-with each event told to it in turn (with event tokens; none, then each event once), at 2
-and 8 sampler steps (generators with a map input are not probed yet): the reader's
-account of each drawing says whether the failure is the generator's, and whether the event
-tokens steer it. `--data` then finds the same scene in the training data and draws those
-transitions too: a scene the data holds often but the generator draws wrong is one it has
-not fitted.
+Plays the benchmark's episodes (`maag bench`'s agent and seeds; with `--map`, as `maag
+bench --map` does: the model's map pre-filled with that world and the referee playing by
+it) and prints, per episode, NumCon, the share of readable frames and the first step whose
+shown values the referee does not accept, with the events the record took there and those
+the referee read in the frames (and at the step where those first differ, if earlier);
+`--out` writes a strip of the frames around that step (4x scale) per episode. With
+`--probe`, the engine plays the same episode up to that step and the generator draws the
+failing frame from the engine's own context frames (teacher-forced) with each event told
+to it in turn (with event tokens; none, then each event once), at 2 and 8 sampler steps
+(generators with a map input are not probed yet): the reader's account of each drawing
+says whether the failure is the generator's, and whether the event tokens steer it.
+`--data` then finds the same scene in the training data and draws those transitions too: a
+scene the data holds often but the generator draws wrong is one it has not fitted.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from maag.bench import play_episode
+from maag.bench import contenders, play_episode
 from maag.data import episode_seeds
 from maag.games import get_game, make_agent
 from maag.generative import GenerativeGame, load
@@ -129,6 +131,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=12345, help="maag bench's default")
+    parser.add_argument("--map", help="a map file of the game's custom maps, as maag bench --map")
     parser.add_argument("--probe", action="store_true")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--data", help="with --probe: the training data, searched for the scene")
@@ -137,9 +140,11 @@ def main() -> None:
     game = load(args.model)
     definition = get_game(game.spec.name)
     agent = next(iter(definition.agents))
+    rows = contenders(definition, [args.model], ("full", "baseline"), args.map)
+    model_row = rows[1]  # after the engine's: every module the model has on
     for index in range(args.episodes):
-        game = load(args.model, seed=episode_seeds(args.seed, index)[0])
-        trace = play_episode(definition, game, agent, args.steps, args.seed, index, True)
+        game = model_row.make(episode_seeds(args.seed, index)[0])
+        trace = play_episode(definition, game, agent, args.steps, args.seed, index, True, args.map)
         numcon, readable = np.array(trace.numcon), np.array(trace.readable)
         failing = np.flatnonzero(~numcon)
         first = int(failing[0]) + 1 if failing.size else None
@@ -149,6 +154,16 @@ def main() -> None:
         )
         if first is None:
             continue
+        parted = [
+            t + 1
+            for t, (told, read) in enumerate(zip(trace.told_events, trace.true_events, strict=True))
+            if sorted(told) != sorted(read)
+        ]
+        for t in sorted({first, *parted[:1]}):
+            print(
+                f"  step {t}: the record took {list(trace.told_events[t - 1])}, "
+                f"the referee read {list(trace.true_events[t - 1])}"
+            )
         strips = {"rollout": np.concatenate(trace.frames[max(0, first - 4) : first + 3], axis=1)}
         if args.probe and (game.tokens is None or game.map_inputs):
             print("  --probe needs a generator with digit tokens and no map inputs (yet)")

@@ -124,6 +124,7 @@ class Trace:
     npcacc: list[bool] = field(default_factory=list)  # only where the referee judges them
     readable: list[bool] = field(default_factory=list)
     true_events: list[tuple[str, ...]] = field(default_factory=list)
+    told_events: list[tuple[str, ...]] = field(default_factory=list)  # the game's own (a record's)
     shown_events: list[tuple[str, ...]] = field(default_factory=list)
     revisits: list[tuple[int, bool]] = field(default_factory=list)  # (step, consistent)
     revisit_squared_error: float = 0.0
@@ -171,6 +172,7 @@ def play_episode(
                 trace.npcacc.append(judgement.npc_as_ruled)
             trace.readable.append(reading.readable)
             trace.true_events.append(happened)
+            trace.told_events.append(tuple(e for e in step.events if spec.event(e).effects))
             trace.shown_events.append(explain_change(spec, shown, reading.values, happened))
             shown = reading.values
         if keep_frames:

@@ -217,6 +217,8 @@ def test_pacman_engine_scores_one(agent):
     assert result["revisits"] > 1000 and result["revisit_psnr"] == float("inf")
     happened = {e for t in traces for events in t.true_events for e in events}
     assert {"pellet", "death"} <= happened
+    # the engine's own account of each step's value-changing events is what the referee read
+    assert [t.told_events for t in traces] == [t.true_events for t in traces]
 
 
 def test_pacman_referee_follows_every_event_and_the_clamped_camera():
