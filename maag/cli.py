@@ -264,7 +264,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
             from maag.metrics import told_events_drawn
 
             told = told_events_drawn(
-                game.generator, episodes, definition.read_frame, game.tokens, steps
+                game.generator, episodes, definition.read_frame, game.tokens, steps, maps=maps
             )
             print(
                 f"{args.model}: told the events, drawn as told at {steps} sampler step(s): "

@@ -218,15 +218,17 @@ def told_events_drawn(
     sampler_steps: int = 1,
     batch_size: int = 64,
     seed: int = 0,
+    maps: MapViews | None = None,
 ) -> dict[str, float]:
     """Whether the generator draws the events it is told, at the steps whose data holds an
     alternative outcome (see maag.data): told each step's true events, then the
     alternative's, the share of drawings the frame reader reads exactly as the engine's
-    frame of that outcome (values, sprites, everything it reads)."""
+    frame of that outcome (values, sprites, everything it reads). With `maps`, the map's
+    views of the true past frames, as `draw_next` takes them."""
     from maag.models.flow import sampler_for
 
     alternatives = episodes["alt_step"]
-    transitions = TransitionSampler(episodes, generator.config.context_frames)
+    transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
     sampler = sampler_for(generator, sampler_steps)
     noise = torch.Generator().manual_seed(seed)
     drawn = {"true": 0, "alternative": 0}
@@ -244,7 +246,7 @@ def told_events_drawn(
             },
         }  # fmt: skip
         for outcome, inputs in told.items():
-            frames = draw_next(generator, inputs, sampler, noise, tokens).numpy()
+            frames = draw_next(generator, inputs, sampler, noise, tokens, maps).numpy()
             drawn[outcome] += read_as_truth(frames, inputs["target"].numpy(), read_frame)["all"]
     generator.train(was_training)
     count = len(alternatives)

@@ -195,6 +195,7 @@ class TransitionSampler:
         close_call_window: int = 1,
         rollout_share: float = 0.0,
         rollout_frames: int = 1,
+        alternative_pairs: bool = False,
     ):
         """`event_share` of every random batch comes from transitions where an event
         fires: per example an event class the data holds, chosen evenly, then one of its
@@ -207,7 +208,11 @@ class TransitionSampler:
         `close_call_window` - 1 transitions after it (a ball's flight after a return), and
         `alternative_share` of what is left is an alternative outcome the data holds
         (`alt_*`, see maag.data): the same context and action, the target, values and
-        events as the step would have been had its events come out otherwise.
+        events as the step would have been had its events come out otherwise. With
+        `alternative_pairs` each of those rows is told, at even odds, the alternative or the
+        true outcome of its step (where true steps with an alternative are rare in the
+        data, as Pac-Man's eaten ghosts are, the alternatives alone would outnumber them):
+        only the tokens tell the two apart. `alternative` marks all of them.
 
         `rollout_share` of every batch (rows whose target is past the episode's first
         `rollout_frames` frames) also carries its `history`: the `rollout_frames`
@@ -229,6 +234,7 @@ class TransitionSampler:
                 "them for games whose engine offers them, such as pong)"
             )
         self.alternative_share = alternative_share
+        self.alternative_pairs = alternative_pairs
         for name, window in (
             ("event_window", event_window),
             ("close_call_window", close_call_window),
@@ -329,6 +335,10 @@ class TransitionSampler:
         episode[other], target[other] = self.alternatives["alt_step"][picks].T
         batch = self.gather(episode, target)
         batch["alternative"][other] = True
+        if self.alternative_pairs:  # half of them told their true outcome
+            told_true = self.rng.random(len(picks)) < 0.5
+            other[np.flatnonzero(other)[told_true]] = False
+            picks = picks[~told_true]
         batch["target"][other] = torch.from_numpy(self.alternatives["alt_frames"][picks])
         batch["values"][other] = torch.from_numpy(self.alternatives["alt_values"][picks]).long()
         batch["events"][other] = torch.from_numpy(self.alternatives["alt_events"][picks]).long()

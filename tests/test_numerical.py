@@ -495,6 +495,14 @@ def test_alternatives_fill_their_share_with_their_own_target_and_tokens():
     assert (batch["camera_move"][other.numpy()] == [3, 0]).all()
     assert (batch["context"][other][..., 0, 0, 1] == 19).all()  # the true step's context
     assert (batch["target"][~other] != 200).all() and (batch["events"][~other] == 0).all()
+    paired = TransitionSampler(data, 1, 0, alternative_share=0.5, alternative_pairs=True)
+    batch = paired.sample(2000)
+    other, told_alternative = batch["alternative"], (batch["target"] == 200).flatten(1).all(1)
+    assert 900 < int(other.sum()) < 1100 and not (told_alternative & ~other).any()
+    assert 0.4 < float(told_alternative.sum() / other.sum()) < 0.6
+    told_true = other & ~told_alternative  # the same step told its true outcome
+    assert (batch["target"][told_true][..., 0, 0, 1] == 20).all()
+    assert (batch["events"][told_true] == 0).all() and (batch["values"][told_true] == 0).all()
 
 
 class LookupGenerator(torch.nn.Module):

@@ -1,5 +1,6 @@
 """Pac-Man's rules (DESIGN.md and games/pacman/), its maze files and its frame reader."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -416,3 +417,33 @@ def test_a_step_holds_no_randomness_but_its_chance_draws():
         replay.rng = Draws(step.chance)
         again = replay.step(action)
         assert np.array_equal(again.frame, step.frame) and again.events == step.events
+
+
+def test_alternative_flips_a_frightened_ghost_eaten_or_kept_from_pacman():
+    """Wherever a frightened ghost is within a move of Pac-Man, `alternative` is the step
+    with its eating flipped (200 points more or less), Pac-Man, lives and pellets as the
+    rules put them, the ghost not passed through Pac-Man; the engine itself does not move."""
+    game = PacmanEngine(seed=0)
+    agent = pacman.Seeker(SPEC, 0)
+    step, flips = game.reset(0), {}
+    for _ in range(1500):
+        action = agent.act(step)
+        before, twin = game.pacman, copy.deepcopy(game)
+        other = game.alternative(action)
+        step = game.step(action)
+        assert np.array_equal(step.frame, twin.step(action).frame)
+        if other is None:
+            continue
+        eaten, alt_eaten = step.events.count("ghost_eaten"), other.events.count("ghost_eaten")
+        flips[eaten, alt_eaten] = flips.get((eaten, alt_eaten), 0) + 1
+        assert abs(eaten - alt_eaten) == 1 and "death" not in step.events + other.events
+        assert other.values["score"] - step.values["score"] == 200 * (alt_eaten - eaten)
+        assert other.values["lives"] == step.values["lives"] and other.chance == step.chance
+        true, alt = read_frame(step.frame), read_frame(other.frame)
+        assert alt.readable and alt.player == true.player
+        if alt_eaten < eaten:  # the ghost kept from Pac-Man: not on his tile, nor his last
+            ghost_tiles = {tile for _, tile in alt.ghosts}
+            assert true.player not in ghost_tiles
+            cc, cr = game.camera_tile()
+            assert (before[0] - cc, before[1] - cr) not in ghost_tiles or before == game.pacman
+    assert flips.get((1, 0), 0) >= 3 and flips.get((0, 1), 0) >= 1, flips

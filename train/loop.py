@@ -90,6 +90,8 @@ class Recipe:
     # its events come out otherwise, see maag.data): for generators, taught to draw the
     # events they are told; a LogicNet would learn rules the game does not have
     alternative_share: float = 0.0
+    # those rows told, at even odds, the alternative or the step's true outcome
+    alternative_pairs: bool = False
     # share of each batch whose last rollout_frames context frames the generator draws
     # itself, one after another from the true frames before them (no gradient), so that it
     # learns to go on from its own drawings as in play, not only from the data's frames
@@ -269,6 +271,7 @@ def train(
         recipe.close_call_window,
         recipe.rollout_share,
         recipe.rollout_frames,
+        recipe.alternative_pairs,
     )
     noise = torch.Generator().manual_seed(rank_seed)
     model, optimizer = accelerator.prepare(model, optimizer)

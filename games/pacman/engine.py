@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
@@ -256,6 +257,7 @@ class PacmanEngine(Engine):
         padded = np.full((max(maze.rows, VIEW_ROWS), max(maze.cols, VIEW_COLS)), WALL)
         padded[: maze.rows, : maze.cols] = np.where(walls, WALL, EMPTY)
         self._padded_codes = padded
+        self._forced: tuple[int, tuple[int, int]] | None = None  # see _alternative
 
     # -- protocol ---------------------------------------------------------------------
 
@@ -278,7 +280,10 @@ class PacmanEngine(Engine):
                 self.pacman = (c + dc, r + dr)
         self._eat(events)
         self._eaten = [False, False]
-        died = self._collide(events)
+        escaping = None  # a forced ghost that leaves Pac-Man's tile before he reaches it
+        if self._forced is not None and self._forced[1] != self.pacman:
+            escaping = self._forced[0]
+        died = self._collide(events, escaping)
         if not died:
             self._move_ghosts()
             died = self._collide(events)
@@ -333,11 +338,42 @@ class PacmanEngine(Engine):
             events.append("level_cleared")
             self._new_level()
 
-    def _collide(self, events: list[str]) -> bool:
-        """Ghosts on Pac-Man's tile: frightened ones are eaten; True when another one is."""
+    def _alternative(self, action: int) -> Step | None:
+        """With a frightened ghost within a move of Pac-Man: the step where it comes out
+        eaten though the rules keep it from him, or kept from him though the rules have it
+        eaten (it keeps still or takes a way its rules let it take, whatever its draw and
+        the step's turn to keep still say), Pac-Man and the rest as the rules put them.
+        None where no such ghost is, and where the step has a death either way."""
+        c, r = self.pacman
+        move = ACTION_MOVES[action]
+        reached = (c + DIRS[move][0], r + DIRS[move][1]) if move is not None else (c, r)
+        power = not self.maze.walls[reached[::-1]] and self.items[reached[::-1]] == POWER
+        if not (any(self.frightened) or power):
+            return None  # no ghost that can be eaten this step
+        truth = copy.deepcopy(self)
+        true_step = truth.step(action)
+        if "death" in true_step.events:
+            return None
+        for i, pos in enumerate(self.ghosts):
+            near = truth.pacman == pos or truth.pacman in (way[1] for way in self._ways[pos])
+            if not (near or truth._eaten[i]):
+                continue
+            for end in (pos, *(tile for _, tile in self._choices(i))):
+                if end == self.pacman != truth.pacman:  # not through Pac-Man
+                    continue
+                twin = copy.deepcopy(self)
+                twin._forced = (i, end)
+                step = twin.step(action)
+                if "death" not in step.events and twin._eaten[i] != truth._eaten[i]:
+                    return step
+        return None
+
+    def _collide(self, events: list[str], escaping: int | None = None) -> bool:
+        """Ghosts on Pac-Man's tile: frightened ones are eaten; True when another one is.
+        `escaping`: a ghost left out (see _alternative)."""
         died = False
         for i, pos in enumerate(self.ghosts):
-            if pos == self.pacman:
+            if pos == self.pacman and i != escaping:
                 if self.frightened[i]:
                     events.append("ghost_eaten")
                     self.ghosts[i] = self.maze.ghosts[i]
@@ -348,15 +384,26 @@ class PacmanEngine(Engine):
                     died = True
         return died
 
+    def _choices(self, ghost: int) -> list[tuple[int, tuple[int, int]]]:
+        """The ways (direction, tile) a moving ghost may take: any but back, unless it
+        has no other."""
+        ways = self._ways[self.ghosts[ghost]]
+        heading = self.ghost_dirs[ghost]
+        back = (heading + 2) % 4 if heading != NO_DIR else NO_DIR
+        return [w for w in ways if w[0] != back] or list(ways)
+
     def _move_ghosts(self) -> None:
         pc, pr = self.pacman
         for i, pos in enumerate(self.ghosts):
+            if self._forced is not None and self._forced[0] == i and not self._eaten[i]:
+                end = self._forced[1]
+                turns = [d for d, tile in self._ways[pos] if tile == end]
+                self.ghosts[i], self.ghost_dirs[i] = end, turns[0] if turns else self.ghost_dirs[i]
+                continue
             frightened = self.frightened[i]
             if (frightened and frightened_keep_still(self.fright)) or self._eaten[i]:
                 continue
-            ways = self._ways[pos]
-            back = (self.ghost_dirs[i] + 2) % 4 if self.ghost_dirs[i] != NO_DIR else NO_DIR
-            choices = [w for w in ways if w[0] != back] or ways
+            choices = self._choices(i)
             if len(choices) == 1:
                 d, nxt = choices[0]
             elif i == 0 and not frightened:  # chase: the way closest to Pac-Man, ties in DIRS order
