@@ -222,11 +222,13 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from maag.games import get_game
     from maag.generative import load
-    from maag.metrics import teacher_forced_psnr, teacher_forced_reading
-    from maag.transitions import load_episodes
+    from maag.metrics import reading_by_event, teacher_forced_psnr, teacher_forced_reading
+    from maag.transitions import first_episodes, load_episodes
 
     game = load(args.model)
     episodes = load_episodes(args.data, game=game.spec.name)
+    if args.episodes:
+        episodes = first_episodes(episodes, args.episodes)
     if game.logicnet is not None:
         from maag.train.logicnet import held_out_scores
 
@@ -260,6 +262,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
             f"sampler step(s): {read['all']:.4f} ({fields}); where an event fires "
             f"{read['event_all']:.4f} ({read['event_steps']} transitions)"
         )
+        if args.event_count:
+            by_event = reading_by_event(
+                game.generator, episodes, definition.read_frame, game.spec.event_names, steps,
+                args.event_count, game.tokens, maps, game.palette,
+            )  # fmt: skip
+            shares = ", ".join(f"{n} {s['all']:.4f} ({s['steps']})" for n, s in by_event.items())
+            shares = shares or "no event fires in the data"
+            print(
+                f"{args.model}: teacher-forced drawings read as the engine's frame at {steps} "
+                f"sampler step(s), per event (up to {args.event_count} steps where it fires): "
+                f"{shares}"
+            )
         if game.tokens is not None and game.tokens.event_names and len(episodes["alt_step"]):
             from maag.metrics import told_events_drawn
 
@@ -517,6 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="held-out dataset folder")
     evaluate.add_argument("--count", type=_positive, default=2048, help="transitions to score")
     evaluate.add_argument("--sampler-steps", type=_positive, nargs="+", default=[1])
+    evaluate.add_argument(
+        "--event-count", type=_natural, default=256,
+        help="per event, the most steps where it fires to score (0: none)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--episodes", type=_positive, help="score the data's first N episodes only"
+    )
     evaluate.set_defaults(handler=cmd_eval)
     bench = sub.add_parser(
         "bench",

@@ -78,19 +78,21 @@ def teacher_forced_drawings(
     tokens: DigitTokenizer | None = None,
     maps: MapViews | None = None,
     palette: Palette | None = None,
+    picks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """(batch, drawn frames) for `count` evenly spread transitions, `batch_size` at a time
-    (inputs as in `draw_next`), with the generator in eval mode meanwhile."""
+    """(batch, drawn frames) for `count` evenly spread transitions, or for the (episode,
+    target) arrays `picks`, `batch_size` at a time (inputs as in `draw_next`), with the
+    generator in eval mode meanwhile."""
     from maag.models.flow import sampler_for
 
     transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
-    episode, target = transitions.evenly_spaced(count)
+    episode, target = transitions.evenly_spaced(count) if picks is None else picks
     sampler = sampler_for(generator, sampler_steps)
     noise = torch.Generator().manual_seed(seed)
     was_training = generator.training
     generator.eval()
     try:
-        for start in range(0, count, batch_size):
+        for start in range(0, len(episode), batch_size):
             rows = slice(start, start + batch_size)
             batch = transitions.gather(episode[rows], target[rows])
             yield batch, draw_next(generator, batch, sampler, noise, tokens, maps, palette)
@@ -172,6 +174,39 @@ def teacher_forced_reading(
         "event_all": event_all / event_steps if event_steps else math.nan,
         "event_steps": event_steps,
     }
+
+
+def reading_by_event(
+    generator: torch.nn.Module,
+    episodes: dict[str, np.ndarray],
+    read_frame,
+    event_names: tuple[str, ...],
+    sampler_steps: int = 1,
+    count: int = 256,
+    tokens: DigitTokenizer | None = None,
+    maps: MapViews | None = None,
+    palette: Palette | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per event of `event_names` (the data's event columns) that the data holds: the share
+    of drawings the frame reader reads exactly as the engine's next frame over up to
+    `count` of the transitions where it fires, evenly spread (inputs as in `draw_next`),
+    and how many there were ("all", "steps"). A rare event is the one a rollout tends to
+    part at, and an even spread over all transitions holds few of them."""
+    scores = {}
+    for column, name in enumerate(event_names):
+        episode, target = np.nonzero(episodes["events"][:, 1:, column])
+        if not len(episode):
+            continue
+        rows = np.unique(np.linspace(0, len(episode) - 1, min(count, len(episode))).astype(int))
+        picks = episode[rows], target[rows] + 1
+        read = 0
+        for batch, drawn in teacher_forced_drawings(
+            generator, episodes, sampler_steps, len(rows), tokens=tokens, maps=maps,
+            palette=palette, picks=picks,
+        ):  # fmt: skip
+            read += read_as_truth(drawn.numpy(), batch["target"].numpy(), read_frame)["all"]
+        scores[name] = {"all": read / len(rows), "steps": len(rows)}
+    return scores
 
 
 def worst_drawn(

@@ -48,6 +48,16 @@ def load_episodes(
     return {key: np.concatenate([s[key] for s in shards]) for key in shards[0]}
 
 
+def first_episodes(episodes: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
+    """The first `count` episodes of `episodes` (see `load_episodes`), with their
+    alternative outcomes."""
+    kept = episodes["alt_step"][:, 0] < count
+    return {
+        key: array[kept] if key.startswith("alt_") else array[:count]
+        for key, array in episodes.items()
+    }
+
+
 def drop_new_sprites(context: torch.Tensor, rows: torch.Tensor, sprite_mask) -> torch.Tensor:
     """Context (B, K, H, W, 3) uint8 with, in `rows`, each pixel that `sprite_mask` finds a
     sprite in the last frame and not in the frame before taken from the frame before: what

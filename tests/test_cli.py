@@ -146,11 +146,14 @@ def test_eval_tells_how_often_pongs_generator_draws_the_events_it_is_told(tmp_pa
     main(["data", "--game", "pong", "--agent", "tracker", "--episodes", "1", "--steps", "60",
           "--out", str(data)])  # fmt: skip
     capsys.readouterr()
-    main(["eval", "--model", "models/pong", "--data", str(data), "--count", "8"])
+    main(["eval", "--model", "models/pong", "--data", str(data), "--count", "8", "--event-count",
+          "2", "--episodes", "1"])  # fmt: skip
     out = capsys.readouterr().out.splitlines()
+    by_event = [line for line in out if "per event (up to 2 steps where it fires)" in line]
+    assert len(by_event) == 1 and by_event[0].endswith("no event fires in the data")
     told = [line for line in out if "drawn as told" in line]
     assert len(told) == 1 and "with an alternative outcome" in told[0]
     redrawn = [line for line in out if "drawn again after a lost frame" in line]
     assert len(redrawn) == 1 and "where a sprite moved" in redrawn[0]
-    read = [line for line in out if "read as the engine's frame" in line]
+    read = [line for line in out if "read as the engine's frame" in line and line not in by_event]
     assert len(read) == 1 and all(f"{field} " in read[0] for field in ("values", "ball"))

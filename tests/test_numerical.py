@@ -614,6 +614,27 @@ def test_teacher_forced_reading_counts_drawings_read_as_the_engines_frame(tmp_pa
     assert scores["event_steps"] == fired.sum() > 0 and scores["event_all"] < 1.0
 
 
+@pytest.mark.parametrize("exact", [True, False])
+def test_reading_by_event_scores_the_steps_where_each_event_fires(tmp_path, exact):
+    from maag.metrics import reading_by_event
+
+    write_dataset("pong", "tracker", 2, 200, tmp_path, seed=6, progress=False)
+    episodes = load_episodes(tmp_path)
+    read, names = GAMES["pong"].read_frame, GAMES["pong"].spec.event_names
+    scores = reading_by_event(ReplayGenerator(episodes, exact), episodes, read, names, count=5)
+    fired = {n: np.argwhere(episodes["events"][:, 1:, k]) for k, n in enumerate(names)}
+    assert set(scores) == {n for n, steps in fired.items() if len(steps)} != set()
+    for name, score in scores.items():
+        assert score["steps"] == min(5, len(fired[name]))
+        if exact:
+            assert score["all"] == 1.0
+            continue
+        picked = fired[name][np.linspace(0, len(fired[name]) - 1, score["steps"]).astype(int)]
+        frames = episodes["frames"]
+        same = [read(frames[e, t + 1]) == read(frames[e, t]) for e, t in picked]
+        assert score["all"] == np.mean(same) < 1.0  # an event changes what the reader reads
+
+
 def test_pongs_close_calls_are_balls_at_a_paddle_face(tmp_path):
     """The shipped Pong LogicNet's likeliest quiet transitions: mostly a ball at (or just
     back from) a paddle face, a return, where a uniform draw finds one in ten."""
