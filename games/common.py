@@ -147,11 +147,19 @@ class Engine(Game):
         self.values = self.spec.initial_values()
         return self._start()
 
-    def step(self, action: int) -> Step:
+    def step(self, action: int, chance: tuple[int, ...] | None = None) -> Step:
+        """One step; `chance`: the step's random draws (spec.chance), where they are not to
+        come from the engine's seed (the seeded draws are then not taken)."""
         if self.rng is None:
             raise MaagError("call reset() before step()")
         action = self.spec.check_action(action)
-        self.chance = tuple(int(self.rng.integers(n)) for n in self.spec.chance)
+        if chance is None:
+            chance = tuple(int(self.rng.integers(n)) for n in self.spec.chance)
+        elif len(chance) != len(self.spec.chance) or not all(
+            0 <= c < n for c, n in zip(chance, self.spec.chance, strict=True)
+        ):
+            raise MaagError(f"chance {chance} is not a draw of {self.spec.chance}")
+        self.chance = tuple(chance)
         return dataclasses.replace(self._advance(action), chance=self.chance)
 
     def alternative(self, action: int) -> Step | None:

@@ -447,3 +447,18 @@ def test_alternative_flips_a_frightened_ghost_eaten_or_kept_from_pacman():
             cc, cr = game.camera_tile()
             assert (before[0] - cc, before[1] - cr) not in ghost_tiles or before == game.pacman
     assert flips.get((1, 0), 0) >= 3 and flips.get((0, 1), 0) >= 1, flips
+
+
+def test_a_step_told_its_draws_is_the_step_those_draws_give():
+    engine = PacmanEngine(seed=3)
+    engine.reset()
+    for _ in range(40):
+        engine.step(4)
+    twin = copy.deepcopy(engine)
+    seeded = engine.step(1)
+    told = twin.step(1, seeded.chance)
+    assert told.chance == seeded.chance and told.events == seeded.events
+    assert np.array_equal(told.frame, seeded.frame) and twin.ghosts == engine.ghosts
+    for bad in ((12, 0), (0,), (-1, 3)):
+        with pytest.raises(MaagError, match="is not a draw of"):
+            copy.deepcopy(engine).step(0, bad)
