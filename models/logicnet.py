@@ -115,6 +115,9 @@ class LogicNet(TileSet, ModelMixin, ConfigMixin):
         ys = (player[:, 1] + self.config.hud_height).clamp(0, height)
         return _windows(inputs, xs, ys, self.config.focus, 0)
 
+    def tile_tables(self) -> list[tuple[torch.Tensor, int]]:
+        return [(self.tile_embed.weight, len(self.tile_embed.weight))]
+
     def _tiles_around(self, inputs: torch.Tensor, player: torch.Tensor) -> torch.Tensor:
         """The tile ids (B, K, w, w) of the context frames in the focus window (w tiles)
         around each row's player tile; outside the frame one more id (the set's size + 1)."""

@@ -76,6 +76,37 @@ class TileSet:
         self.tiles[:count] = torch.from_numpy(np.ascontiguousarray(tiles).reshape(count, -1))
         self.tile_count.fill_(count)
 
+    def tile_array(self) -> np.ndarray:
+        """A copy of the tile set (K, t, t, 3) uint8."""
+        t = self.config.tile_size
+        return self.tiles[: int(self.tile_count)].cpu().numpy().reshape(-1, t, t, 3).copy()
+
+    def tile_tables(self) -> list[tuple[torch.Tensor, int]]:
+        """Every weight whose first dimension runs over tile ids, with the rows of one
+        block of ids (a table may hold one block per context frame)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def adopt_tiles(self, tiles: np.ndarray) -> int:
+        """Grow the set by the tiles of `tiles` (K, t, t, 3) uint8 it lacks, each new id a
+        copy of its nearest known tile in every id-indexed weight (`tile_tables`): the
+        network reads it as that tile until training tells them apart (a game whose look
+        gained a tile keeps its trained network). Returns how many were added."""
+        known = self.tile_array()
+        flat = known.reshape(len(known), -1).astype(np.int64)
+        new = [tile for tile in tiles if not (flat == tile.reshape(-1)).all(1).any()]
+        count = len(known) + len(new)
+        if count > self.config.max_tiles:
+            raise ValueError(f"{count} tiles do not fit a set of {self.config.max_tiles}")
+        for index, tile in enumerate(new, start=len(known)):
+            nearest = int(((flat - tile.reshape(-1).astype(np.int64)) ** 2).sum(1).argmin())
+            self.tiles[index] = torch.from_numpy(np.ascontiguousarray(tile).reshape(-1))
+            for table, block in self.tile_tables():
+                for start in range(0, len(table), block):
+                    table[start + index] = table[start + nearest]
+        self.tile_count.fill_(count)
+        return len(new)
+
     def _unit_tiles(self) -> torch.Tensor:
         return self.tiles[: int(self.tile_count)].float() / 127.5 - 1.0
 
@@ -147,6 +178,15 @@ class TileDiT(TileSet, ModelMixin, ConfigMixin):
         """DiT's init (`init_dit`), every id table small."""
         tables = [self.target_embed, self.base_embed, self.context_embed, self.action_embed]
         init_dit(self, tables + ([self.map_embed] if self.config.extra_channels else []))
+
+    def tile_tables(self) -> list[tuple[torch.Tensor, int]]:
+        ids, out = self.unknown + 1, self.final.linear
+        tables = [self.target_embed, self.base_embed, self.context_embed]
+        tables += [self.map_embed] if self.config.extra_channels else []
+        return [(t.weight, ids) for t in tables] + [
+            (out.weight, len(out.bias)),
+            (out.bias, len(out.bias)),
+        ]
 
     def draw(self, ids: torch.Tensor) -> torch.Tensor:
         """Ids (B, N) of the set -> frames (B, 3, H, W) in [-1, 1]."""

@@ -74,6 +74,70 @@ def test_too_many_distinct_tiles_and_games_without_tiles_are_refused(pacman_data
         train_generator(tiny_recipe(traveler), tmp_path / "run", progress=False)
 
 
+def test_a_network_adopts_a_new_tile_as_its_nearest_known_one(pacman_data):
+    """A tile new to a trained network's set (here the pellet, left out of it) gets the
+    next id, and every id-indexed weight copies the rows of the tile the network read it
+    as before (its nearest): it reads and scores the new tile as before. Old ids stay."""
+    from maag.games.pacman.engine import _TEMPLATES, PELLET
+    from maag.train.logicnet import LogicNetRecipe, LogicNetTask
+
+    new_tile = _TEMPLATES[PELLET]
+    tiles = tiny_network(pacman_data).tile_array()
+    is_new = (tiles == new_tile).all(axis=(1, 2, 3))
+    assert is_new.sum() == 1  # the data shows it
+    recipe = LogicNetRecipe().updated({"data": str(pacman_data), "tiles": True, "focus": 12})
+    logicnet = LogicNetTask().build(recipe, pacman.SPEC)
+    generator = tiny_network(pacman_data)
+    for network in (generator, logicnet):
+        with torch.no_grad():
+            for p in network.parameters():
+                p.add_(torch.randn_like(p))  # every row its own
+        network.set_tiles(tiles[~is_new])
+        before = {id(t): t.clone() for t, _ in network.tile_tables()}
+        new_frame = to_unit(torch.from_numpy(np.tile(new_tile, (16, 16, 1))[None]))
+        nearest = int(network.tile_ids(new_frame)[0, 0])  # what it read the tile as
+        assert network.adopt_tiles(tiles) == 1 and network.adopt_tiles(tiles) == 0
+        new = len(tiles) - 1
+        assert np.array_equal(network.tile_array()[:new], tiles[~is_new])
+        assert np.array_equal(network.tile_array()[new], new_tile)
+        for table, block in network.tile_tables():
+            old = before[id(table)]
+            for start in range(0, len(table), block):
+                assert torch.equal(table[start + new], old[start + nearest])
+                assert torch.equal(table[start : start + new], old[start : start + new])
+    inputs = batch_inputs(pacman_data)
+    inputs.pop("target")
+    tokens = torch.full((4, 256), generator.unknown)
+    logits = []
+    for tile in (new_tile, tiles[~is_new][nearest]):  # a tile of the base and context painted
+        painted = dict(inputs)
+        for name in ("base", "context"):
+            painted[name] = inputs[name].clone()
+            unit = to_unit(torch.from_numpy(tile[None]))[0]  # (3, 4, 4)
+            painted[name][..., 20:24, 20:24] = unit.repeat(painted[name].shape[1] // 3, 1, 1)
+        logits.append(generator(tokens, torch.ones(4), **painted))
+    assert torch.allclose(logits[0], logits[1])
+    assert torch.equal(logits[0][..., new], logits[0][..., nearest])
+
+
+def test_warm_start_keeps_the_sources_ids_and_adds_the_datas_new_tiles(pacman_data, monkeypatch):
+    """A run warm-started from a network whose tile set lacks a tile of the data keeps
+    the source's ids and appends the new tile (the model's own set, read off the data, is
+    copied before the source's weights land in the same buffer)."""
+    from maag.games.pacman.engine import _TEMPLATES, PELLET
+    from maag.train import loop
+
+    source = tiny_network(pacman_data)
+    tiles = source.tile_array()
+    is_new = (tiles == _TEMPLATES[PELLET]).all(axis=(1, 2, 3))
+    source.set_tiles(tiles[~is_new])  # a network that never saw the tile
+    weights = source.state_dict()
+    monkeypatch.setattr(loop, "_warm_start_weights", lambda *_: (weights, pacman.SPEC))
+    network = tiny_network(pacman_data)  # its set, read off the data, holds the tile
+    loop.warm_start(network, "source", pacman.SPEC, "generator")
+    assert np.array_equal(network.tile_array(), np.concatenate([tiles[~is_new], tiles[is_new]]))
+
+
 def batch_inputs(data, count: int = 4) -> dict:
     batch = TransitionSampler(load_episodes(data), 4, seed=0).sample(count)
     context = to_unit(batch["context"])

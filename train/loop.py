@@ -433,7 +433,9 @@ def find_close_calls(
 
 def warm_start(model: torch.nn.Module, source: str, spec: GameSpec, network: str) -> None:
     """Copy every matching weight into `model` from `source`: a run (its latest EMA
-    checkpoint) or a shipped model folder (its `network` subfolder's weights)."""
+    checkpoint) or a shipped model folder (its `network` subfolder's weights). A network
+    that reads tiles keeps the source's tile ids and gains the data's new tiles
+    (`TileSet.adopt_tiles`)."""
     weights, trained_on = _warm_start_weights(Path(source), network)
     # one trained before the rules' random draws were told, or before the game gained
     # events (appended to its list), starts one that is told them
@@ -450,7 +452,15 @@ def warm_start(model: torch.nn.Module, source: str, spec: GameSpec, network: str
             grown = torch.zeros_like(own[key])
             grown[tuple(slice(0, n) for n in value.shape)] = value
             weights[key] = grown
+    own_tiles = model.tile_array() if "tiles" in weights and "tiles" in own else None
     model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    if own_tiles is not None and int(model.tile_count):  # the source's set, grown by the data's
+        try:
+            added = model.adopt_tiles(own_tiles)
+        except ValueError as exc:
+            raise MaagError(f"init_from: {source}'s tile set and the data's: {exc}") from None
+        if added:
+            print(f"init_from: {added} tile(s) new to {source} start as their nearest known one")
 
 
 def _warm_start_weights(source: Path, network: str) -> tuple[dict[str, torch.Tensor], GameSpec]:
