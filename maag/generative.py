@@ -409,6 +409,7 @@ class GenerativeGame(Game):
             "player": torch.from_numpy(np.subtract([record.player], [record.camera]))
             if record.player is not None
             else torch.zeros(1, 0, dtype=torch.long),
+            "camera_move": np.subtract([self.record.camera], [record.camera]),
         }
         if self.observer.config.extra_channels:  # the map's view where the step went
             size = (self.spec.frame_height - self.spec.hud_height, self.spec.frame_width)

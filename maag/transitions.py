@@ -407,7 +407,9 @@ def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device 
     """`logicnet`'s logits for a gathered batch: its context frames (for an observer the
     last K - 1 and the target), action, the rules' draws, for a LogicNet that looks
     closer around the player the player's place (at the step's start), and for one that
-    reads the map (`extra_channels`) the map's view (`canvas`, `known`)."""
+    reads the map (`extra_channels`) the map's view (`canvas`, `known`); an `aligned`
+    observer also the step's camera move (`camera_move`, B x 2 pixels)."""
+    from maag.models.dit import align_context
     from maag.models.flow import device_of, stack_context, to_unit
     from maag.numerical import blank_hud
 
@@ -424,10 +426,12 @@ def logicnet_logits(logicnet, batch: dict[str, Any], device: str | torch.device 
     if logicnet.config.observes:  # the step's outcome is its last input frame
         frames = torch.cat([frames[:, 1:], batch["target"][:, None]], dim=1)
     frames = to_unit(frames)
+    hud = logicnet.config.hud_height
     if logicnet.config.observes:  # the HUD shows what was decided: it reads the scene alone
-        frames = blank_hud(
-            frames, torch.ones(len(frames), dtype=torch.bool), logicnet.config.hud_height
-        )
+        frames = blank_hud(frames, torch.ones(len(frames), dtype=torch.bool), hud)
+    if logicnet.config.aligned:  # the outcome where the start's camera would show it
+        moves = -torch.as_tensor(np.asarray(batch["camera_move"]))[:, None]
+        frames[:, -1] = align_context(frames[:, -1], moves, hud)
     extra = None
     if logicnet.config.extra_channels:  # the map's view at the step's camera
         if "canvas" not in batch:

@@ -13,7 +13,10 @@ the player stands on screen, instead of somewhere in a summary of the whole fram
 
 An observer (`observes`) is a LogicNet whose last input frame is the step's outcome, not
 its start: it reads which events a frame just drawn shows (everyone back at the start: a
-death), where a LogicNet that decides must foresee them.
+death), where a LogicNet that decides must foresee them. An `aligned` observer gets the
+outcome moved against the step's camera move, so that every input frame shows a world
+tile at the same place (a ghost that kept still stands still in the window, wherever the
+camera went).
 """
 
 from __future__ import annotations
@@ -52,8 +55,11 @@ class LogicNet(TileSet, ModelMixin, ConfigMixin):
         read_tiles: bool = False,
         tile_size: int = 4,
         max_tiles: int = 128,
+        aligned: bool = False,
     ):
         super().__init__()
+        if aligned and not observes:
+            raise ValueError("aligned moves the outcome an observer reads: it needs observes")
         channels = [3 * context_frames + extra_channels, width, 2 * width, 4 * width, 4 * width]
         self.features = _convs(channels, (2, 2, 2, 2))
         feature_size = channels[-1] * (frame_size // 16) ** 2

@@ -71,11 +71,13 @@ class ObservedEvents(torch.nn.Module):
     """A stand-in observer: certain of the recorded episode's events of the step the game
     `game_of()` is playing; keeps its input frames in `inputs`, its map views in `extras`."""
 
-    def __init__(self, events, spec: GameSpec, game_of, max_count: int = 2, extra_channels=0):
+    def __init__(
+        self, events, spec: GameSpec, game_of, max_count=2, extra_channels=0, aligned=False
+    ):
         super().__init__()
         self.config = SimpleNamespace(
             event_names=spec.event_names, context_frames=2, focus=0, observes=True,
-            hud_height=spec.hud_height, extra_channels=extra_channels,
+            hud_height=spec.hud_height, extra_channels=extra_channels, aligned=aligned,
         )  # fmt: skip
         self.events, self.game_of, self.max_count, self.inputs = events, game_of, max_count, []
         self.extras = []

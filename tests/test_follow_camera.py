@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from standins import EngineEvents, Replay
+from standins import EngineEvents, ObservedEvents, Replay
 
 import maag
 from maag.data import episode_seeds, generate_episode
@@ -18,10 +18,11 @@ from maag.games.pacman import CUSTOM_EXAMPLE, WALL, PacmanEngine
 from maag.generative import GenerativeGame, load, save_model_folder
 from maag.models.dit import FrameDiT
 from maag.models.flow import stack_context, to_uint8, to_unit
+from maag.models.logicnet import LogicNet
 from maag.numerical import DigitTokenizer, Record, blank_hud
 from maag.spatial import generator_inputs
 from maag.spec import EventSpec, Follow, GameSpec
-from maag.transitions import MapViews, TransitionSampler
+from maag.transitions import MapViews, TransitionSampler, logicnet_logits
 
 PACMAN = get_game("pacman")
 SPEC = PACMAN.spec
@@ -112,16 +113,21 @@ def episode():
     return episode | {"bounds": np.array([start.bounds])}
 
 
-def play(episode, **switches):
+def play(episode, aligned_observer=False, **switches):
     """The episode replayed by stand-ins; LogicNet's tells every event but those the rules
-    fire on their own (a new game when the last life is lost): the record fires them."""
+    fire on their own (a new game when the last life is lost): the record fires them. With
+    `aligned_observer` a stand-in aligned observer reads the recorded events too."""
     generator = Replay(episode["frames"], SPEC)
     told = episode["events"].copy()
     told[:, [e.when is not None for e in SPEC.events]] = 0
+    observer = None
+    if aligned_observer:
+        observer = ObservedEvents(episode["events"], SPEC, lambda: game, aligned=True)
     game = GenerativeGame(
         generator, SPEC, episode["frames"][:1], logicnet=EngineEvents(told, SPEC, focus=8),
         start_cameras=episode["camera"][:1], sprite_mask=PACMAN.sprite_mask,
-        start_players=episode["player"][:1], start_bounds=episode["bounds"], **switches,
+        start_players=episode["player"][:1], start_bounds=episode["bounds"], observer=observer,
+        **switches,
     )  # fmt: skip
     steps = [game.reset(0)]
     for action in episode["actions"]:
@@ -180,6 +186,38 @@ def test_context_frames_moved_by_the_camera_moves_play_tells_line_up_with_the_ne
                 tiles = np.array(PACMAN.read_frame(frame).tiles)  # None where revealed
                 misplaced[name] += int(((tiles == WALL) != walls)[tiles != None].sum())  # noqa: E711
     assert misplaced["aligned"] == 0 and misplaced["as shown"] > 1000, misplaced
+
+
+def test_an_aligned_observer_reads_the_outcome_where_the_frame_before_shows_it(episode):
+    """An `aligned` observer gets each step's outcome moved against the step's camera move,
+    so its walls lie where the frame before showed them (deaths and clamps included)."""
+    transitions = TransitionSampler({k: v[None] for k, v in episode.items()}, 2)
+    misplaced = {}
+    for aligned in (True, False):
+        observer = LogicNet(
+            context_frames=2, num_actions=len(SPEC.actions), event_names=SPEC.event_names,
+            chance=SPEC.chance, hud_height=SPEC.hud_height, observes=True, aligned=aligned,
+        )  # fmt: skip
+        seen = []
+        observer.forward = lambda context, *args, seen=seen, **kwargs: seen.append(context)
+        misplaced[aligned] = 0
+        for t in range(1, len(episode["frames"])):
+            logicnet_logits(observer, transitions.gather(np.zeros(1, int), np.array([t])))
+            before, outcome = to_uint8(seen[-1].unflatten(1, (2, 3)))[0].numpy()
+            walls = np.array(PACMAN.read_frame(before).tiles) == WALL
+            tiles = np.array(PACMAN.read_frame(outcome).tiles)  # None where revealed
+            misplaced[aligned] += int(((tiles == WALL) != walls)[tiles != None].sum())  # noqa: E711
+    assert misplaced[True] == 0 and misplaced[False] > 1000, misplaced
+    with pytest.raises(ValueError, match="needs observes"):
+        LogicNet(aligned=True)
+    game, _, steps = play(episode, aligned_observer=True)  # play tells it the record's move
+    assert [s.camera for s in steps] == [tuple(c) for c in episode["camera"]]
+    assert len(game.observer.inputs) == len(steps) - 1 and game.redrawn == 0
+    for frames in game.observer.inputs:
+        before, outcome = to_uint8(frames.unflatten(1, (2, 3)))[0].numpy()
+        walls = np.array(PACMAN.read_frame(before).tiles) == WALL
+        tiles = np.array(PACMAN.read_frame(outcome).tiles)
+        assert not ((tiles == WALL) != walls)[tiles != None].any()  # noqa: E711
 
 
 def test_the_camera_runs_with_the_numerical_module_alone(episode):

@@ -459,7 +459,7 @@ def test_the_generators_worst_drawings_join_the_close_calls(tmp_path, data):
         train_generator(recipe_for(data, hard_count=4), tmp_path / "refused", progress=False)
 
 
-def test_alternatives_train_a_generator_told_its_events_and_nothing_else(tmp_path):
+def test_alternatives_train_a_generator_told_its_events_and_an_observer_reading_them(tmp_path):
     from maag.train.logicnet import LogicNetRecipe, train_logicnet
 
     pong = tmp_path / "pong"
@@ -467,11 +467,19 @@ def test_alternatives_train_a_generator_told_its_events_and_nothing_else(tmp_pat
     told = {"numerical": True, "event_tokens": True, "alternative_share": 0.5}
     train_generator(recipe_for(pong, steps=2, **told), tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "checkpoints" / "latest").exists()
+    observer = {"data": str(pong), "steps": 2, "batch_size": 4, "observes": True}
+    observer |= {"aligned": True, "alternative_share": 0.5, "checkpoint_every": 2, "warmup": 1}
+    train_logicnet(LogicNetRecipe().updated(observer), tmp_path / "observer", progress=False)
+    assert (tmp_path / "observer" / "checkpoints" / "latest").exists()
     for refused, recipe in (
         ("needs numerical and event_tokens", recipe_for(pong, alternative_share=0.5)),
         (
-            "alternative_share is for generators",
+            "alternative_share is for observers",
             LogicNetRecipe().updated({"data": str(pong), "alternative_share": 0.5}),
+        ),
+        (
+            "aligned moves the outcome an observer reads",
+            LogicNetRecipe().updated({"data": str(pong), "aligned": True}),
         ),
         (
             "rollout_share is for generators",

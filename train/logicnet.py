@@ -31,6 +31,8 @@ class LogicNetRecipe(Recipe):
     max_tiles: int = 128
     # an observer: its last input frame is the step's outcome; it reads what a frame shows
     observes: bool = False
+    # an observer that reads the outcome moved against the step's camera move (LogicNet)
+    aligned: bool = False
     # the spatial map's view at the step's camera as 4 more input channels (what each
     # place last showed), as the generator gets it
     map_view: bool = False
@@ -188,9 +190,12 @@ class LogicNetTask:
     def build(self, recipe: LogicNetRecipe, spec: GameSpec, episodes: dict | None = None):
         from maag.models.logicnet import LogicNet
 
-        for name in ("alternative_share", "rollout_share"):
-            if getattr(recipe, name):
-                raise MaagError(f"{name} is for generators: a LogicNet draws no frames")
+        if recipe.rollout_share:
+            raise MaagError("rollout_share is for generators: a LogicNet draws no frames")
+        if recipe.alternative_share and not recipe.observes:  # it decides before the outcome
+            raise MaagError("alternative_share is for observers: a LogicNet that decides sees none")
+        if recipe.aligned and not recipe.observes:
+            raise MaagError("aligned moves the outcome an observer reads: it needs observes")
         if not 0 <= recipe.drawn_share <= 1:
             raise MaagError(f"drawn_share must be within 0..1, got {recipe.drawn_share}")
         if recipe.drawn_share and not recipe.drawn_model:
@@ -222,6 +227,7 @@ class LogicNetTask:
             focus=recipe.focus,
             hud_height=spec.hud_height,
             observes=recipe.observes,
+            aligned=recipe.aligned,
             extra_channels=4 if recipe.map_view else 0,
             read_tiles=recipe.tiles,
             tile_size=spec.tile[0] if spec.tile else 4,
