@@ -207,14 +207,14 @@ def cmd_export(args: argparse.Namespace) -> None:
             raise MaagError(f"{', '.join(given)}: a model folder keeps its own (drop --model)")
         folder = repack_model(
             args.model, args.out, args.logicnet_run, args.observer_run, args.weights,
-            not args.float32, args.observer_events,
+            not args.float32, args.observer_events, args.resamples,
         )  # fmt: skip
         print(f"wrote {folder}")
         return
     folder = export_model(
         args.run, args.out, args.start_frames or 8, args.weights, args.logicnet_run,
         not args.float32, args.sampler_steps, args.reveal_sampler_steps, args.palette,
-        args.observer_run, args.observer_events, args.tiles,
+        args.observer_run, args.observer_events, args.tiles, args.resamples or 0,
     )  # fmt: skip
     print(f"wrote {folder}")
 
@@ -502,6 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda names: names.split(","),
         help="the events whose reading by the observer overrules LogicNet's, comma-separated "
         "(e.g. death,ghost_eaten; default: all)",
+    )
+    export.add_argument(
+        "--resamples",
+        type=_natural,
+        help="where the observer reads otherwise than LogicNet decided, frames drawn anew with "
+        "other noise, told the same events, before the record follows the frame (default 0)",
     )
     export.add_argument("--float32", action="store_true", help="store float32 (default float16)")
     export.add_argument("--sampler-steps", type=_positive, help="default steps per frame")

@@ -54,6 +54,12 @@ class GenerativeGame(Game):
     none: `Step.values` is empty and `Step.camera` None. `timings` holds the last step's
     milliseconds per part.
 
+    Where an `observer` reads the frame drawn otherwise than LogicNet decided (on the
+    `observer_events`, or all), the frame is first drawn anew up to `resamples` times
+    with the sampler's noise drawn on, told the same events; then drawn again (`redraws`)
+    with the same noise, told what the observer read; where they still differ, the record
+    follows the frame and its HUD lags a step.
+
     Where a `palette` is given (the colours the game draws its HUD and its view with),
     every drawn pixel is snapped to the nearest colour of its band before anything reads
     it: a pixel-art game's frames stay in its colours instead of drifting off them.
@@ -82,6 +88,7 @@ class GenerativeGame(Game):
         palette: Palette | None = None,
         observer: torch.nn.Module | None = None,
         observer_events: Sequence[str] | None = None,
+        resamples: int = 0,
     ):
         from maag.models.flow import sampler_for
         from maag.numerical import DigitTokenizer
@@ -170,8 +177,10 @@ class GenerativeGame(Game):
         if palette is not None and not palette.fits(spec.hud_height, spec.view_size):
             raise MaagError(f"the palette does not fit {spec.name}'s HUD and view")
         self.palette = palette
-        self.redraws = 1  # frames drawn again per step, at most, where the observer differs
-        self.redrawn = 0  # frames drawn again since reset
+        # where the observer reads otherwise than LogicNet decided: frames drawn anew with
+        # other noise, told the same events, then frames drawn again told what it read
+        self.resamples, self.redraws = resamples, 1
+        self.resampled = self.redrawn = 0  # frames drawn anew / again since reset
 
     def use_custom_map(self, custom: CustomMap) -> None:
         """Start every reset from a user's world: the map pre-filled with it and, where it
@@ -232,7 +241,7 @@ class GenerativeGame(Game):
         self.context_cameras = deque([camera] * self.context_frames, maxlen=self.context_frames)
         self.record = Record(self.spec, camera=camera, **follow) if self.available else None
         self.map = SpatialMap() if "spatial" in self.available else None
-        self.t = self.redrawn = 0
+        self.t = self.resampled = self.redrawn = 0
         self._write_map(start)
         if self.map is not None and self.custom_map is not None:
             custom = self.custom_map
@@ -265,10 +274,13 @@ class GenerativeGame(Game):
         start, noise_state = copy.deepcopy(self.record), self.noise.get_state()
         told = self._decide(context, actions, chance) if self.record is not None else None
         decided = told
-        for attempt in range(self.redraws + 1):
-            if attempt:  # the same noise: the new events are all that is drawn otherwise
-                self.noise.set_state(noise_state)
+        attempts = self.resamples + self.redraws + 1
+        for attempt in range(attempts):
+            if attempt:
                 self.record = copy.deepcopy(start)
+            if attempt > self.resamples:  # the same noise: the new events are all that differs
+                self.noise.set_state(noise_state)
+            noise_state = self.noise.get_state()
             events = self._apply(told, action)
             pixels = self._draw(context, actions, chance, events, start, threads)
             if self.observer is None or self.record is None:
@@ -278,8 +290,11 @@ class GenerativeGame(Game):
             self._lap("observer", clock)
             if seen == told:
                 break
+            if attempt < self.resamples:  # drawn anew with other noise, told the same
+                self.resampled += 1
+                continue
             told = seen
-            if attempt == self.redraws:  # the record follows the frame; its HUD lags a step
+            if attempt == attempts - 1:  # the record follows the frame; its HUD lags a step
                 self.record = copy.deepcopy(start)
                 events = self._apply(told, action)
             else:
@@ -545,19 +560,19 @@ def save_model_folder(
     palette: Palette | None = None,
     observer: Any = None,
     observer_events: Sequence[str] | None = None,
+    resamples: int = 0,
 ) -> Path:
     """Write a playable model folder (weights as safetensors, config as JSON).
 
     `start_players` (N, 2) and `start_bounds` (N, 4), where given, are the player's start
     and the world's bounds (world pixels) at each start frame, for a camera that follows
-    the player (GameSpec.follow).
+    the player (GameSpec.follow). `resamples`: frames drawn anew with other noise, told
+    the same events, where the observer reads otherwise than LogicNet decided.
 
     The folder is built beside `out` and swapped in whole, so a failed export never
     leaves a half-written model; an existing model card (README.md) is kept.
     """
-    check_observer_events(spec, observer_events)
-    if observer_events is not None and observer is None:
-        raise MaagError("observer events name what an observer reads: the model has no observer")
+    check_observer_settings(spec, observer, observer_events, resamples)
     out = Path(out)
     staging, retired = out.with_name(f".{out.name}.new"), out.with_name(f".{out.name}.old")
     shutil.rmtree(staging, ignore_errors=True)
@@ -586,6 +601,8 @@ def save_model_folder(
         config["palette"] = palette.to_dict()
     if observer is not None and observer_events is not None:
         config["observer_events"] = list(observer_events)
+    if resamples:
+        config["resamples"] = int(resamples)
     (staging / "model.json").write_text(json.dumps(config, indent=1))
     if (out / "README.md").exists():
         shutil.copy2(out / "README.md", staging / "README.md")
@@ -602,6 +619,17 @@ def check_observer_events(spec: GameSpec, events: Sequence[str] | None) -> None:
     unknown = set(events or ()) - set(spec.event_names)
     if unknown:
         raise MaagError(f"observer events {sorted(unknown)} are not {spec.name} events")
+
+
+def check_observer_settings(
+    spec: GameSpec, observer: Any, observer_events: Sequence[str] | None, resamples: int
+) -> None:
+    """MaagError unless the observer's settings fit `spec` and an `observer` is there."""
+    check_observer_events(spec, observer_events)
+    if observer_events is not None and observer is None:
+        raise MaagError("observer events name what an observer reads: the model has no observer")
+    if resamples and observer is None:
+        raise MaagError("frames are drawn anew where the observer reads otherwise: no observer")
 
 
 def read_model_config(path: str | Path) -> dict[str, Any]:
@@ -703,4 +731,5 @@ def load(
         generator, spec, start_frames, steps, seed, logicnet, numerical, start_cameras,
         spatial, definition.sprite_mask if definition else None, reveal_steps,
         start_players, start_bounds, palette, observer, config.get("observer_events"),
+        config.get("resamples", 0) if observer is not None else 0,
     )  # fmt: skip

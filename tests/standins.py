@@ -18,8 +18,8 @@ def _draws(chance) -> tuple[int, ...]:
 class Replay(torch.nn.Module):
     """A stand-in generator that draws a recorded episode's frames (one per call, or the
     one `frame_of()` says: the same frame drawn again); keeps its inputs (base, map
-    channels, condition tokens) in `seen`, the chance draws in `told` and the context's
-    camera moves in `moves`."""
+    channels, condition tokens) in `seen`, its noisy inputs in `noisy`, the chance draws
+    in `told` and the context's camera moves in `moves`."""
 
     def __init__(self, frames, spec: GameSpec, extra_channels=4, tokens=None, frame_of=None):
         super().__init__()
@@ -31,11 +31,12 @@ class Replay(torch.nn.Module):
             player_tile=0,
         )
         self.frames, self.t, self.seen, self.told, self.moves = frames, 0, [], [], []
-        self.frame_of = frame_of
+        self.frame_of, self.noisy = frame_of, []
 
     def forward(self, noisy, sigma, base, context, action, corruption, extra=None,
                 cond_ids=None, chance=None, context_moves=None):  # fmt: skip
         self.t += 1
+        self.noisy.append(noisy.clone())
         self.moves.append(context_moves)
         self.seen.append((base.clone(), None if extra is None else extra.clone(), cond_ids))
         self.told.append(_draws(chance))

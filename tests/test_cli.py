@@ -56,6 +56,11 @@ def test_every_command_explains_itself(argv, capsys):
             ["export", "--model", TRAVELER_MODEL, "--observer-run", TRAVELER_MODEL, "--out", "m"],
             "has no observer",
         ),
+        (
+            ["export", "--model", TRAVELER_MODEL, "--resamples", "2", "--out", "m"],
+            "frames are drawn anew where the observer reads otherwise: no observer",
+        ),
+        (["export", "--model", TRAVELER_MODEL, "--resamples", "-1", "--out", "m"], "--resamples"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):

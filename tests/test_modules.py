@@ -1,5 +1,7 @@
 """The modules in the play loop: the map views play builds equal the training views."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -24,18 +26,23 @@ def episode():
 
 def play(
     episode, numerical=None, spatial=None, before_step=lambda game, t: None, tokens=None,
-    decided=None, observer=None, redraws=1, observer_events=None,
+    decided=None, observer=None, redraws=1, observer_events=None, resamples=0, frame_of=None,
 ):  # fmt: skip
-    """Play the episode's actions with stand-ins: the generator replays its frames, LogicNet
-    decides its events (or `decided`), an `observer(game_of)` reads them, where given."""
-    frame_of = (lambda: game.t + 1) if observer else None
-    generator = Replay(episode["frames"], SPEC, tokens=tokens, frame_of=frame_of)
+    """Play the episode's actions with stand-ins: the generator replays its frames (the one
+    `frame_of(game)` names, where given), LogicNet decides its events (or `decided`), an
+    `observer(game_of)` reads them, where given."""
+    if frame_of is not None:
+        drawn = lambda: frame_of(game)  # noqa: E731
+    else:
+        drawn = (lambda: game.t + 1) if observer else None
+    generator = Replay(episode["frames"], SPEC, tokens=tokens, frame_of=drawn)
     game = GenerativeGame(
         generator, SPEC, episode["frames"][:1],
         logicnet=EngineEvents(episode["events"] if decided is None else decided, SPEC),
         start_cameras=episode["camera"][:1], numerical=numerical, spatial=spatial,
         sprite_mask=get_game("traveler").sprite_mask,
         observer=observer(lambda: game) if observer else None, observer_events=observer_events,
+        resamples=resamples,
     )  # fmt: skip
     game.redraws = redraws
     steps = [game.reset(0)]
@@ -239,6 +246,52 @@ def test_the_record_follows_the_events_the_observer_reads_in_each_drawn_frame(ep
     assert not inputs[..., :hud, :].any()  # the HUD shows what was decided: not read
     drawn = to_unit(torch.from_numpy(steps[1].frame))
     assert torch.equal(inputs[0, 3:, hud:], drawn[:, hud:])
+
+
+def test_a_frame_that_misses_what_logicnet_decided_is_drawn_anew_with_other_noise(episode):
+    """With `resamples`, a frame the observer reads otherwise than LogicNet decided is drawn
+    anew, told the same events, with the sampler's noise drawn on: here the first drawing
+    of each event's step misses it (the start frame, which shows none) and the second shows
+    it, so the record keeps LogicNet's events and nothing is told the observer's reading.
+    Without resamples each missed event is drawn again told none (what the observer read),
+    that drawing shows it, and the record follows the frame a step late."""
+    fired = [t for t in range(1, len(episode["events"])) if episode["events"][t].any()]
+    assert len(fired) >= 5
+    drawings: dict[int, int] = {}  # step -> frames drawn for it
+    shown: list[int] = []  # the recorded frame each drawing shows
+
+    def frame_of(game):
+        drawings[game.t] = drawings.get(game.t, 0) + 1
+        misses = drawings[game.t] == 1 and episode["events"][game.t + 1].any()
+        shown.append(0 if misses else game.t + 1)
+        return shown[-1]
+
+    def observed(game_of):  # reads the events of the recorded step the drawing shows
+        observer = ObservedEvents(episode["events"], SPEC, game_of)
+        observer.game_of = lambda: SimpleNamespace(t=shown[-1] - 1)
+        return observer
+
+    tokens = DigitTokenizer(SPEC, events=True)
+    for resamples in (1, 0):
+        drawings.clear()
+        game, generator, steps = play(
+            episode, tokens=tokens, observer=observed, resamples=resamples, frame_of=frame_of
+        )
+        if resamples:
+            assert (game.resampled, game.redrawn) == (len(fired), 0)
+            for t, step in enumerate(steps[1:], start=1):
+                assert step.values == {"score": int(episode["values"][t, 0])}, t
+            noisy = generator.noisy  # the sampler's noise at each drawing
+            for t in fired:
+                first = sum(drawings[s] for s in range(t - 1))
+                assert not torch.equal(noisy[first], noisy[first + 1]), t
+        else:
+            assert (game.resampled, game.redrawn) == (0, len(fired))
+            assert steps[-1].values == {"score": len(fired)}  # the record followed the frames
+        told = [ids[0, -1].item() for _, _, ids in generator.seen]  # the event slot
+        building = tokens.encode({"score": 0}, [1])[-1]
+        assert told.count(building) == (1 + resamples) * len(fired)
+    assert len(generator.seen) == len(steps) - 1 + game.redrawn
 
 
 def test_an_observer_overrules_logicnet_only_on_the_events_it_observes(episode):

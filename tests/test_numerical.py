@@ -254,6 +254,11 @@ def test_an_observer_reads_the_steps_outcome_drawn_with_its_hud_blanked(tmp_path
     assert json.loads((narrowed / "model.json").read_text())["observer_events"] == []
     assert load(narrowed).observed == [False]
     assert load(repack_model(str(narrowed), str(tmp_path / "kept"))).observed == [False]
+    resampling = repack_model(str(narrowed), str(tmp_path / "resampling"), resamples=3)
+    assert load(resampling).resamples == 3 and load(folder).resamples == 0
+    assert load(repack_model(str(resampling), str(tmp_path / "kept"))).resamples == 3
+    with pytest.raises(MaagError, match="where the observer reads otherwise: no observer"):
+        repack_model("models/traveler", str(tmp_path / "bad"), resamples=1)
     with pytest.raises(MaagError, match="not traveler events"):
         repack_model(str(folder), str(tmp_path / "bad"), observer_events=["death"])
     with pytest.raises(MaagError, match="the model has no observer"):

@@ -82,11 +82,13 @@ def export_model(
     observer_run: str | None = None,
     observer_events: list[str] | None = None,
     tiles: bool = False,
+    resamples: int = 0,
 ) -> Path:
     """Write model folder `out` from generator run `run` (and a LogicNet: a run's latest
     checkpoint, or the LogicNet of a model folder, provenance and all; and likewise an
     observer, which checks what LogicNet decided against each frame drawn: of the events
-    `observer_events`, or of all).
+    `observer_events`, or of all; where it reads otherwise, the frame is drawn anew up to
+    `resamples` times with other noise before the record follows it).
 
     Weights are stored in float16 unless `half` is off (they load as float32). With
     `palette`, the colours of the run's training frames (HUD band and view apart) become
@@ -120,19 +122,20 @@ def export_model(
         sampler_steps or recipe.sampler_steps, provenance, networks.get("logicnet"),
         recipe.reveal_sampler_steps if reveal_sampler_steps is None else reveal_sampler_steps,
         players, bounds, data_palette(dataset, spec, tiles) if palette else None,
-        networks.get("observer"), observer_events,
+        networks.get("observer"), observer_events, resamples,
     )  # fmt: skip
 
 
 def repack_model(
     model: str, out: str, logicnet_run: str | None = None, observer_run: str | None = None,
     weights: str = "ema", half: bool = True, observer_events: list[str] | None = None,
+    resamples: int | None = None,
 ) -> Path:  # fmt: skip
     """Write model folder `out` from model folder `model` (generator, start frames,
     palette, sampler settings and provenance as they are) with its LogicNet or observer
     taken from `logicnet_run` or `observer_run` (a run or a model folder) where given, and
-    the events its observer observes `observer_events` where given."""
-    from maag.generative import load, read_model_config, save_model_folder
+    the events its observer observes `observer_events` and its `resamples` where given."""
+    from maag.generative import check_observer_settings, load, read_model_config, save_model_folder
 
     game = load(model)
     config = read_model_config(model)
@@ -143,13 +146,17 @@ def repack_model(
     networks = {part: networks.get(part, kept[part]) for part in kept}
     if networks["observer"] is not None and networks["logicnet"] is None:
         raise MaagError(f"{model} has no LogicNet for an observer to check: give --logicnet-run")
+    if observer_events is None:
+        observer_events = config.get("observer_events")
+    if resamples is None:
+        resamples = config.get("resamples", 0)
+    check_observer_settings(game.spec, networks["observer"], observer_events, resamples)
     generator = game.generator.to(torch.float16) if half else game.generator
     return save_model_folder(
         out, generator, game.spec, game.start_frames, game.start_cameras,
         config.get("sampler_steps", 1), provenance, networks["logicnet"],
         config.get("reveal_sampler_steps", 0), game.start_players, game.start_bounds,
-        game.palette, networks["observer"],
-        config.get("observer_events") if observer_events is None else observer_events,
+        game.palette, networks["observer"], observer_events, resamples,
     )  # fmt: skip
 
 
