@@ -23,6 +23,7 @@ import time
 import torch
 
 from maag.data import Dataset
+from maag.models import bf16_is_fast
 from maag.models.flow import training_loss
 from maag.train.generator import GeneratorRecipe, GeneratorTask
 from maag.train.loop import batch_stream, find_close_calls
@@ -50,7 +51,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if device == "cuda" else lambda: None
     autocast = (
         torch.autocast(device, torch.bfloat16)
-        if recipe.mixed_precision == "bf16"
+        if recipe.mixed_precision == "bf16" and bf16_is_fast(device)
         else contextlib.nullcontext()
     )
 

@@ -224,6 +224,7 @@ def worst_drawn(
     `candidates` spread evenly over `episodes`, that the generator draws furthest from the
     true next frame (squared error), teacher-forced (inputs as in `draw_next`): its own
     hardest cases, worst first."""
+    from maag.models import bf16_is_fast
     from maag.models.flow import sampler_for
 
     transitions = TransitionSampler(episodes, generator.config.context_frames, maps=maps)
@@ -237,7 +238,8 @@ def worst_drawn(
     for start in range(0, len(episode), batch_size):
         rows = slice(start, start + batch_size)
         batch = transitions.gather(episode[rows], target[rows])
-        with torch.autocast("cpu", dtype=torch.bfloat16):  # a ranking: bf16 is close enough
+        # a ranking: bf16 is close enough, where it is fast
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_is_fast("cpu")):
             frames = draw_next(generator, batch, sampler, noise, tokens, maps)
         errors[rows] = ((frames.double() - batch["target"].double()) ** 2).sum((1, 2, 3)).numpy()
     generator.train(was_training)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from maag.errors import MaagError
 from maag.io import ensure_writable_dir, write_atomic
+from maag.models import bf16_is_fast
 from maag.spec import GameSpec
 
 from .checkpoint import CheckpointStore
@@ -228,9 +229,13 @@ def train(
             f"{recipe.hard_count} and {recipe.hard_candidates}"
         )
 
+    precision = recipe.mixed_precision
+    if precision == "bf16" and not bf16_is_fast("cuda" if torch.cuda.is_available() else "cpu"):
+        print("bf16 asked for, but this CPU has no bf16 matrix instructions: training in float32")
+        precision = "no"
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
-        mixed_precision=recipe.mixed_precision,
+        mixed_precision=precision,
         gradient_accumulation_steps=recipe.grad_accum,
     )
     main = accelerator.is_main_process
@@ -293,7 +298,7 @@ def train(
         print(
             f"{spec.name} {recipe.network} ({params / 1e6:.2f}M params), "
             f"{accelerator.num_processes} process(es) on {accelerator.device}, "
-            f"{recipe.mixed_precision}, {len(episodes['frames'])} episodes, from step {step}"
+            f"{precision}, {len(episodes['frames'])} episodes, from step {step}"
         )
 
     batches = batch_stream(sampler, recipe, (recipe.seed, accelerator.process_index, step), task)
@@ -390,11 +395,11 @@ def batch_stream(sampler: Any, recipe: Recipe, seed: tuple[int, ...], task: Task
     def augment(batch: dict, rng: np.random.Generator) -> dict:
         return task.augment(batch, recipe, rng)
 
+    if sampler.maps is not None:  # over every core, before any loader process forks
+        sampler.maps.build_all(max(recipe.loader_workers, os.cpu_count() or 1))
     if not recipe.loader_workers:
         while True:
             yield augment(sampler.sample(recipe.batch_size), sampler.rng)
-    if sampler.maps is not None:
-        sampler.maps.build_all(max(recipe.loader_workers, os.cpu_count() or 1))
     yield from torch.utils.data.DataLoader(
         _SampledBatches(sampler, recipe.batch_size, seed, augment),
         batch_size=None,  # the sampler draws whole batches
