@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from maag.errors import MaagError
 from maag.io import write_atomic
 from maag.palette import Palette
 from maag.spec import CustomMap, Game, GameSpec, Step
+
+if TYPE_CHECKING:
+    from maag.spatial import SpatialMap
 
 MODEL_FORMAT = "maag-model/1"
 MODULE_PARTS = ("logicnet", "record", "spatial", "observer")  # `timings` parts the modules take
@@ -275,6 +278,7 @@ class GenerativeGame(Game):
         told = self._decide(context, actions, chance) if self.record is not None else None
         decided = told
         attempts = self.resamples + self.redraws + 1
+        unrestored = None  # the map as the step began, where its events restored the world
         for attempt in range(attempts):
             if attempt:
                 self.record = copy.deepcopy(start)
@@ -282,6 +286,7 @@ class GenerativeGame(Game):
                 self.noise.set_state(noise_state)
             noise_state = self.noise.get_state()
             events = self._apply(told, action)
+            unrestored = self._restore_world(events, unrestored)
             pixels = self._draw(context, actions, chance, events, start, threads)
             if self.observer is None or self.record is None:
                 break
@@ -297,6 +302,7 @@ class GenerativeGame(Game):
             if attempt == attempts - 1:  # the record follows the frame; its HUD lags a step
                 self.record = copy.deepcopy(start)
                 events = self._apply(told, action)
+                unrestored = self._restore_world(events, unrestored)
             else:
                 self.redrawn += 1
         self.context.append(pixels)
@@ -339,6 +345,23 @@ class GenerativeGame(Game):
         events = self.record.apply(events, action)
         self._lap("record", clock)
         return events
+
+    def _restore_world(
+        self, events: tuple[str, ...], unrestored: SpatialMap | None
+    ) -> SpatialMap | None:
+        """With the map: first back as the step began where an earlier drawing of the step
+        restored it (`unrestored`), then restored to every place's first look where
+        `events` restore the world (the pellets back: the frame is drawn from that view).
+        Returns the map as it was before this restore, None where there was none."""
+        if self.map is None:
+            return None
+        if unrestored is not None:
+            self.map = unrestored
+        if not any(self.spec.event(name).restores_world for name in events):
+            return None
+        before = copy.deepcopy(self.map)
+        self.map.restore()
+        return before
 
     def _draw(
         self, context: torch.Tensor, actions: torch.Tensor, chance: torch.Tensor | None,

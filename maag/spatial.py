@@ -3,8 +3,9 @@
 The map holds world pixels (x right, y down, negative coordinates allowed) in square
 chunks, created only where something was written, so its memory grows with the explored
 area and never with the number of steps. Per pixel it keeps the colour (RGB uint8), a
-known flag and `last_seen`: the step at which the pixel was last inside a written view
-(-1 when unknown or only pre-filled).
+known flag, `last_seen`: the step at which the pixel was last inside a written view
+(-1 when unknown or only pre-filled), and its first look (the colour it became known
+with, written or pre-filled).
 
 Write-back policy (`SpatialMap.write`, and `MapHistory` for training, exactly the same):
 for every pixel of the view that `keep` does not mark,
@@ -16,6 +17,10 @@ for every pixel of the view that `keep` does not mark,
   - `last_seen` becomes the step, whether the value changed or not.
 Pixels that `keep` marks (moving sprites such as the player) are left untouched: value,
 known flag and last_seen.
+
+`SpatialMap.restore` puts every known pixel back to its first look: where the rules bring
+the world back to how the level began (`EventSpec.restores_world`: Pac-Man's pellets come
+back), what the map remembers of the changes (the pellets eaten) is no longer so.
 
 `MapHistory` gives, for one recorded episode, the map as it stood before every step
 (frames 0..t-1 written, step index = frame index), built in one pass and read at any t
@@ -56,18 +61,19 @@ def tiles(camera: tuple[int, int], size: tuple[int, int], chunk_size: int) -> It
 
 
 class Chunk:
-    """One square of the map: colours, known flags and last_seen steps."""
+    """One square of the map: colours, known flags, last_seen steps and first looks."""
 
-    __slots__ = ("known", "last_seen", "rgb")
+    __slots__ = ("first", "known", "last_seen", "rgb")
 
     def __init__(self, size: int):
         self.rgb = np.zeros((size, size, 3), np.uint8)
         self.known = np.zeros((size, size), bool)
         self.last_seen = np.full((size, size), -1, np.int32)
+        self.first = np.zeros((size, size, 3), np.uint8)
 
     @property
     def nbytes(self) -> int:
-        return self.rgb.nbytes + self.known.nbytes + self.last_seen.nbytes
+        return sum(getattr(self, name).nbytes for name in self.__slots__)
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,7 @@ class SpatialMap:
                 w = write[view_part]
                 seen, taken = last_seen[view_part][w], changed[view_part][w]
                 done.append(Written(key, local[chunk_part][w], seen, taken, scene[view_part][w]))
+        fresh = changed & ~known  # known from now on: their first look
         rgb[changed] = scene[changed]
         known |= changed
         last_seen[write] = step
@@ -164,6 +171,23 @@ class SpatialMap:
             chunk.rgb[chunk_part] = rgb[view_part]
             chunk.known[chunk_part] = known[view_part]
             chunk.last_seen[chunk_part] = last_seen[view_part]
+            chunk.first[chunk_part][fresh[view_part]] = scene[view_part][fresh[view_part]]
+        return done
+
+    def restore(self) -> None:
+        """Put every known pixel back to its first look (the world restored to how the
+        level began, `EventSpec.restores_world`); known flags and last_seen stay."""
+        self._restore()
+
+    def _restore(self) -> list[tuple[tuple[int, int], np.ndarray, np.ndarray]]:
+        """`restore`; returns per chunk the flat indices of the pixels it changed and their
+        colours now (for MapHistory)."""
+        done = []
+        for key, chunk in self.chunks.items():
+            back = chunk.known & (chunk.rgb != chunk.first).any(axis=-1)
+            if back.any():
+                chunk.rgb[back] = chunk.first[back]
+                done.append((key, np.flatnonzero(back), chunk.first[back]))
         return done
 
     def retrieve(
@@ -195,6 +219,7 @@ class SpatialMap:
                 continue
             chunk = self.chunk(key)
             chunk.rgb[chunk_part][fill] = image[view_part][fill]
+            chunk.first[chunk_part][fill] = image[view_part][fill]
             chunk.known[chunk_part][fill] = True
             chunk.last_seen[chunk_part][fill] = -1
 
@@ -221,10 +246,12 @@ class SpatialMap:
             c = spatial.chunk_size
             keys, rgb = state["keys"], state["rgb"]
             known, last_seen = state["known"], state["last_seen"]
+            first = state.get("first", rgb)  # saved before first looks were kept: as it is
             n = len(keys)
             if (
                 keys.shape != (n, 2)
                 or rgb.shape != (n, c, c, 3)
+                or first.shape != rgb.shape
                 or known.shape != (n, c, c)
                 or last_seen.shape != (n, c, c)
             ):
@@ -236,6 +263,7 @@ class SpatialMap:
             chunk.rgb[:] = rgb[i]
             chunk.known[:] = known[i]
             chunk.last_seen[:] = last_seen[i]
+            chunk.first[:] = first[i]
         return spatial
 
 
@@ -243,9 +271,11 @@ class MapHistory:
     """The map of one recorded episode as it stood before every step, for training.
 
     `view(t, camera, size)` is exactly what a SpatialMap written with frames 0..t-1 (step
-    index = frame index, same policy) returns from `retrieve(camera, size)`. One pass over
-    the episode records, per pixel, each change (time, rgb) and each run of consecutive
-    steps it was written; a view is one binary search per window pixel.
+    index = frame index, same policy) returns from `retrieve(camera, size)`, where the map
+    was also restored (`SpatialMap.restore`) before writing each frame of `restores` (the
+    frames a restoring event leads into: its view shows the world restored, as play draws
+    it). One pass over the episode records, per pixel, each change (time, rgb) and each
+    run of consecutive steps it was written; a view is one binary search per window pixel.
     """
 
     def __init__(
@@ -255,12 +285,16 @@ class MapHistory:
         keeps: np.ndarray | Sequence[np.ndarray | None] | None = None,
         chunk_size: int = CHUNK_SIZE,
         change_threshold: int = CHANGE_THRESHOLD,
+        restores: Sequence[int] = (),
     ):
         if len(cameras) != len(scenes) or (keeps is not None and len(keeps) != len(scenes)):
             raise MaagError(
                 f"{len(scenes)} scenes need as many cameras and keep masks, got {len(cameras)}"
                 f" and {'none' if keeps is None else len(keeps)}"
             )
+        restored = {int(step) for step in restores}
+        if restored and not restored <= set(range(1, len(scenes))):
+            raise MaagError(f"restores are frames 1..{len(scenes) - 1}, got {sorted(restored)}")
         live = SpatialMap(chunk_size, change_threshold)
         self.chunk_size = live.chunk_size
         self.num_steps = len(scenes)
@@ -269,6 +303,11 @@ class MapHistory:
         self.period = self.num_steps + 1  # key = slot * period + time; slot = id * area + pixel
         change_keys, change_rgb, starts, ends = [], [], [], []
         for step, scene in enumerate(scenes):
+            if step in restored:  # after frame step - 1's write, in view(step) and on
+                for key, index, rgb in live._restore():
+                    slot = self.ids[key] * area + index
+                    change_keys.append(slot * self.period + step - 1)
+                    change_rgb.append(rgb)
             camera = (int(cameras[step][0]), int(cameras[step][1]))
             keep = None if keeps is None else keeps[step]
             for written in live._write(np.asarray(scene), camera, step, keep, report=True):

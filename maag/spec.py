@@ -48,12 +48,15 @@ class EventSpec:
     puts the player back at its start position (only where the camera follows a player).
     `when` (value, amount): the rules fire it themselves, after the step's other events,
     when those bring that value to that amount (Pac-Man's last life lost starts a new
-    game): arithmetic on the values, so the record does it, not LogicNet."""
+    game): arithmetic on the values, so the record does it, not LogicNet. `restores_world`:
+    the world's changeable content goes back to how the level began (Pac-Man's pellets
+    come back), so the spatial map puts every place back to how it first looked."""
 
     name: str
     effects: tuple[Effect, ...] = ()
     to_start: bool = False
     when: tuple[str, int] | None = None
+    restores_world: bool = False
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,7 @@ class GameSpec:
                         tuple(Effect(**f) for f in e["effects"]),
                         bool(e.get("to_start", False)),
                         None if e.get("when") is None else (e["when"][0], int(e["when"][1])),
+                        bool(e.get("restores_world", False)),
                     )
                     for e in d["events"]
                 ),

@@ -115,10 +115,13 @@ def copy_a_sprite(
 
 class MapViews:
     """The spatial map's view before each frame of each episode, as play would build it:
-    frames 0..t-1 written (sprites kept out), then read at frame t's camera."""
+    frames 0..t-1 written (sprites kept out), the map restored where the transition into
+    frame t has an event that restores the world, then read at frame t's camera."""
 
     def __init__(self, episodes: dict[str, np.ndarray], spec: GameSpec, sprite_mask):
         self.frames, self.cameras = episodes["frames"], episodes["camera"]
+        restoring = [i for i, event in enumerate(spec.events) if event.restores_world]
+        self.restoring = episodes["events"][..., restoring].sum(axis=-1) > 0  # (E, T + 1)
         self.hud = spec.hud_height
         self.sprite_mask = sprite_mask
         self.size = (spec.frame_height - spec.hud_height, spec.frame_width)
@@ -134,12 +137,15 @@ class MapViews:
         return self.histories[episode]
 
     def _build(self, episode: int) -> tuple[MapHistory, np.ndarray]:
-        frames = self.frames[episode]
+        frames, restores = self.frames[episode], np.flatnonzero(self.restoring[episode])
         if self.sprite_mask is None:
             masks = np.zeros(frames.shape[:-1], bool)
-            return MapHistory(frames[:, self.hud :], self.cameras[episode]), np.packbits(masks, -1)
+            history = MapHistory(frames[:, self.hud :], self.cameras[episode], restores=restores)
+            return history, np.packbits(masks, -1)
         masks = np.stack([self.sprite_mask(f) for f in frames])
-        history = MapHistory(frames[:, self.hud :], self.cameras[episode], masks[:, self.hud :])
+        history = MapHistory(
+            frames[:, self.hud :], self.cameras[episode], masks[:, self.hud :], restores=restores
+        )
         return history, np.packbits(masks, axis=-1)
 
     def build_all(self, processes: int) -> None:

@@ -170,6 +170,27 @@ def test_play_follows_the_engine_and_builds_the_map_views_training_sees(episode)
     assert [s.chance for s in again[1:]] == draws  # drawn from the game's seeded noise
 
 
+def test_a_new_game_puts_the_eaten_pellets_back_in_the_map_before_its_frame_is_drawn(episode):
+    """Play (checked above to give the generator the views training sees) and training
+    restore the map where the rules bring the pellets back: the view of the new game's
+    first frame shows them where the seeker had eaten them."""
+    (t,) = np.flatnonzero(episode["events"][:, SPEC.event_names.index("new_game")])
+    assert SPEC.event("new_game").restores_world and SPEC.event("level_cleared").restores_world
+    stale = dataclasses.replace(
+        SPEC, events=tuple(dataclasses.replace(e, restores_world=False) for e in SPEC.events)
+    )
+    at = np.zeros(1, int), np.array([t])
+    episodes = {k: v[None] for k, v in episode.items()}
+    view = MapViews(episodes, SPEC, PACMAN.sprite_mask).views(*at)
+    before = MapViews(episodes, stale, PACMAN.sprite_mask).views(*at)
+    back = (view["canvas"][0] != before["canvas"][0]).any(-1)
+    assert back.sum() >= 10 * 16  # ten eaten pellet tiles at least
+    frame = episode["frames"][t]
+    shown = back & ~PACMAN.sprite_mask(frame)[SPEC.hud_height :]
+    assert shown.sum() >= 10 * 16  # not under a sprite: the frame shows them back
+    np.testing.assert_array_equal(view["canvas"][0][shown], frame[SPEC.hud_height :][shown])
+
+
 def test_context_frames_moved_by_the_camera_moves_play_tells_line_up_with_the_next_frame(episode):
     _, generator, _ = play(episode)
     transitions = TransitionSampler({k: v[None] for k, v in episode.items()}, 4)

@@ -235,6 +235,13 @@ def test_export_takes_the_logicnet_of_a_shipped_model_folder(tmp_path, data):
         export_model(str(run), str(tmp_path / "m2"), logicnet_run="models/traveler-baseline")
     with pytest.raises(MaagError, match="is a pong LogicNet"):
         export_model(str(run), str(tmp_path / "m2"), logicnet_run="models/pong")
+    other = tmp_path / "other"  # the shipped folder with its spec changed since
+    shutil.copytree("models/traveler", other)
+    config = json.loads((other / "model.json").read_text())
+    config["spec"]["events"][0]["restores_world"] = True
+    (other / "model.json").write_text(json.dumps(config))
+    with pytest.raises(MaagError, match=r"other versions of the traveler spec \(events differ\)"):
+        export_model(str(run), str(tmp_path / "m2"), logicnet_run=str(other))
 
 
 @pytest.mark.parametrize("name", sorted(GAMES))

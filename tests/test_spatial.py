@@ -91,7 +91,7 @@ def test_memory_stays_bounded_on_a_long_walk():
         if step in (1_000, 99_999):
             held.append((spatial.num_chunks, spatial.nbytes))
     assert held[0] == held[1]
-    assert held[1][0] == 8 and held[1][1] == 8 * 32 * 32 * (3 + 1 + 4)
+    assert held[1][0] == 8 and held[1][1] == 8 * 32 * 32 * (3 + 1 + 4 + 3)  # + first looks
     canvas, known, last_seen = spatial.retrieve((-100, 5), (16, 200))
     np.testing.assert_array_equal(canvas, world)
     assert known.all() and last_seen.max() == 99_999
@@ -140,6 +140,30 @@ def test_state_dict_round_trips_exactly():
         SpatialMap.from_state({k: v for k, v in state.items() if k != "keys"})
 
 
+def test_restore_puts_every_known_pixel_back_to_its_first_look():
+    rng = np.random.default_rng(9)
+    level = texture(rng, 24, 40)
+    prefilled = np.zeros((24, 40), bool)
+    prefilled[:, :20] = True
+    spatial = SpatialMap(chunk_size=16)
+    spatial.prefill(level, (-8, 4), prefilled)  # a first look of its own
+    first = level.copy()
+    first[:, 20:] = texture(rng, 24, 20)  # the rest first seen in play
+    spatial.write(first, (-8, 4), step=0)
+    eaten = first.copy()
+    eaten[4:12, 4:36] = 255 - eaten[4:12, 4:36] // 4  # changes the policy takes
+    spatial.write(eaten, (-8, 4), step=1)
+    canvas, _, _ = spatial.retrieve((-8, 4), (24, 40))
+    assert not np.array_equal(canvas, first)
+    saved = SpatialMap.from_state(spatial.state_dict())
+    for restored in (spatial, saved):  # first looks are kept in sessions too
+        restored.restore()
+        canvas, known, last_seen = restored.retrieve((-12, 0), (32, 48))
+        np.testing.assert_array_equal(canvas[4:28, 4:44], first)
+        assert known[4:28, 4:44].sum() == known.sum() == 24 * 40  # nothing else made known
+        assert (last_seen[4:28, 4:44] == 1).all()
+
+
 def random_episode(seed: int, steps: int, size=(20, 24)):
     """Frames of a changing world seen along a random walk: big repaints at random times,
     small drift everywhere, a moving sprite kept out of the map."""
@@ -168,9 +192,10 @@ def random_episode(seed: int, steps: int, size=(20, 24)):
 
 
 @pytest.mark.parametrize("chunk_size", [32, 8])
-def test_map_history_matches_the_map_written_step_by_step(chunk_size):
+@pytest.mark.parametrize("restores", [(), (1, 30, 31, 79)])
+def test_map_history_matches_the_map_written_step_by_step(chunk_size, restores):
     scenes, cameras, keeps = random_episode(5, steps=80)
-    history = MapHistory(scenes, cameras, keeps, chunk_size=chunk_size)
+    history = MapHistory(scenes, cameras, keeps, chunk_size=chunk_size, restores=restores)
     spatial = SpatialMap(chunk_size=chunk_size)
     rng = np.random.default_rng(6)
     for t in range(len(scenes) + 1):
@@ -184,6 +209,8 @@ def test_map_history_matches_the_map_written_step_by_step(chunk_size):
                 np.testing.assert_array_equal(g, e, err_msg=f"t={t} camera={camera}")
         if t < len(scenes):
             spatial.write(scenes[t], tuple(cameras[t]), t, keeps[t])
+        if t + 1 in restores:  # before frame t + 1 is drawn: in view(t + 1) and on
+            spatial.restore()
 
 
 def test_map_history_of_a_scrolling_walk_is_compact():
@@ -227,3 +254,5 @@ def test_map_history_without_keep_masks_and_at_the_ends():
         np.testing.assert_array_equal(g, e)
     with pytest.raises(MaagError, match="as many cameras"):
         MapHistory(scenes, cameras[:5])
+    with pytest.raises(MaagError, match=r"restores are frames 1\.\.9"):
+        MapHistory(scenes, cameras, restores=[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -171,10 +172,20 @@ def _restore_networks(
         if source is None:
             continue
         network, network_spec, provenance[part] = restore_logicnet(source, weights, part)
-        if network_spec != spec:
+        if network_spec.name != spec.name:
             raise MaagError(
                 f"{source} is a {network_spec.name} {NETWORK_NAMES[part]}, "
                 f"{source_of_generator} a {spec.name} generator"
+            )
+        if network_spec != spec:  # the same game, its spec changed in between
+            differ = [
+                f.name
+                for f in fields(spec)
+                if getattr(spec, f.name) != getattr(network_spec, f.name)
+            ]
+            raise MaagError(
+                f"{source}'s {NETWORK_NAMES[part]} and {source_of_generator}'s generator were "
+                f"trained on other versions of the {spec.name} spec ({', '.join(differ)} differ)"
             )
         networks[part] = network.to(torch.float16) if half else network
     return networks

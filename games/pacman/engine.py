@@ -43,12 +43,13 @@ SPEC = GameSpec(
         EventSpec("power_pellet", (Effect("score", "add", 50),)),
         EventSpec("ghost_eaten", (Effect("score", "add", 200),)),
         EventSpec("death", (Effect("lives", "add", -1),), to_start=True),
-        EventSpec("level_cleared"),  # the pellets come back; nobody moves
+        EventSpec("level_cleared", restores_world=True),  # the pellets come back; nobody moves
         EventSpec(  # the last life lost: the rules start a new game in the same step
             "new_game",
             (Effect("score", "set", 0), Effect("lives", "set", 3)),
             to_start=True,
             when=("lives", 0),
+            restores_world=True,
         ),
         EventSpec("blocked"),
     ),
