@@ -800,10 +800,40 @@ def test_warm_start_grows_the_token_tables_for_event_tokens(tmp_path, data):
     more = GeneratorTask().build(recipe_for(data, numerical=True, event_tokens=True), gained)
     warm_start(more, str(tmp_path / "base"), gained, "generator")
     assert more.cond_pos.shape[1] == grown.cond_pos.shape[1] + 1
+    # an event that now restores the world changes the map's views, not the network
+    restoring = (dataclasses.replace(spec.events[0], restores_world=True), *spec.events[1:])
+    restored = dataclasses.replace(spec, events=restoring)
+    warm_start(grown, str(tmp_path / "base"), restored, "generator")
     for events in ((EventSpec("extra"), *spec.events), spec.events[1:]):
         other = dataclasses.replace(spec, events=events)
         with pytest.raises(MaagError, match="another game"):
             warm_start(grown, str(tmp_path / "base"), other, "generator")
+
+
+def test_warm_start_into_a_deeper_network_computes_what_the_source_does(tmp_path, data):
+    """A run starts one with more blocks (recipe `depth`): the blocks it lacks start as the
+    identity, so the trunk computes what the source's does; a deeper source is refused."""
+    from maag.models.dit import run_trunk
+    from maag.train.generator import GeneratorTask
+    from maag.train.loop import warm_start
+
+    train_generator(recipe_for(data, steps=3), tmp_path / "base", progress=False)
+    spec = maag.make("traveler").spec
+    shallow, deep = (GeneratorTask().build(recipe_for(data, depth=d), spec) for d in (0, 4))
+    for network in (shallow, deep):
+        warm_start(network, str(tmp_path / "base"), spec, "generator")
+    assert len(deep.blocks) == 2 * len(shallow.blocks) == 4
+    torch.manual_seed(0)
+    tokens = torch.randn(2, 16, shallow.config.hidden_size)
+    conditions = (torch.rand(2), torch.zeros(2), torch.tensor([0, 1]), None, None)
+    with torch.no_grad():
+        drawn = [run_trunk(network, tokens, *conditions)[0] for network in (shallow, deep)]
+    assert torch.equal(drawn[0], drawn[1])
+    train_generator(recipe_for(data, steps=1, depth=4), tmp_path / "deep", progress=False)
+    with pytest.raises(MaagError, match="more transformer blocks"):
+        warm_start(shallow, str(tmp_path / "deep"), spec, "generator")
+    with pytest.raises(MaagError, match="depth must be"):
+        GeneratorTask().build(recipe_for(data, depth=-1), spec)
 
 
 def test_warm_start_from_a_shipped_model_folder(tmp_path, data):

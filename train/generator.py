@@ -26,6 +26,9 @@ class GeneratorRecipe(Recipe):
 
     network: ClassVar[str] = "generator"
     preset: str = "S"
+    # transformer blocks, 0: the preset's; a warm start from a network as wide with fewer
+    # blocks starts the ones it lacks as the identity (adaLN-Zero), so it draws as before
+    depth: int = 0
     # draw tile ids, not pixels (models/tiles.py): for a game whose frames are a grid of
     # tiles (GameSpec.tile); patch_size, motion_skip and pixel_head do not apply
     tiles: bool = False
@@ -89,6 +92,8 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec, episodes: dict | No
 
     if recipe.preset not in PRESETS:
         raise MaagError(f"unknown preset {recipe.preset!r} (choose from {', '.join(PRESETS)})")
+    if recipe.depth < 0:
+        raise MaagError(f"depth must be 0 (the preset's) or more, got {recipe.depth}")
     cell = spec.tile[0] if recipe.tiles and spec.tile else recipe.patch_size
     if recipe.tiles and (spec.tile is None or spec.tile[0] != spec.tile[1]):
         raise MaagError(f"tiles needs a game drawn on square tiles; {spec.name}'s frames are not")
@@ -119,6 +124,8 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec, episodes: dict | No
         "player_tile": spec.tile[0] if recipe.player_in_base else 0,
         **PRESETS[recipe.preset],
     }
+    if recipe.depth:
+        shared["depth"] = recipe.depth
     if recipe.tiles:
         network = TileDiT(tile_size=cell, max_tiles=recipe.max_tiles, **shared)
         if episodes is not None:

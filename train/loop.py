@@ -442,9 +442,14 @@ def warm_start(model: torch.nn.Module, source: str, spec: GameSpec, network: str
     that reads tiles keeps the source's tile ids and gains the data's new tiles
     (`TileSet.adopt_tiles`)."""
     weights, trained_on = _warm_start_weights(Path(source), network)
-    # one trained before the rules' random draws were told, or before the game gained
-    # events (appended to its list), starts one that is told them
-    gained = spec.events[: len(trained_on.events)] == trained_on.events
+    # one trained before the rules' random draws were told, before the game gained events
+    # (appended to its list) or before an event restored the world (the map's views change,
+    # not the network's inputs) starts one that is told them
+    own_events, source_events = (
+        [replace(event, restores_world=False) for event in game.events]
+        for game in (spec, trained_on)
+    )
+    gained = own_events[: len(source_events)] == source_events
     if not gained or replace(trained_on, chance=spec.chance, events=spec.events) != spec:
         raise MaagError(f"init_from: {source} was trained on another game's data")
     own = model.state_dict()
@@ -458,7 +463,12 @@ def warm_start(model: torch.nn.Module, source: str, spec: GameSpec, network: str
             grown[tuple(slice(0, n) for n in value.shape)] = value
             weights[key] = grown
     own_tiles = model.tile_array() if "tiles" in weights and "tiles" in own else None
-    model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    loaded = model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    new_blocks = {key.split(".")[1] for key in loaded.missing_keys if key.startswith("blocks.")}
+    if {key for key in loaded.unexpected_keys if key.startswith("blocks.")}:
+        raise MaagError(f"init_from: {source} has more transformer blocks than this network")
+    if new_blocks:  # adaLN-Zero: a block whose modulation is zero passes its input on
+        print(f"init_from: {len(new_blocks)} block(s) new to {source} start as the identity")
     if own_tiles is not None and int(model.tile_count):  # the source's set, grown by the data's
         try:
             added = model.adopt_tiles(own_tiles)
