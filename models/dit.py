@@ -14,6 +14,9 @@ What is particular to maag:
 - Conditioning vector: flow time, the action and the context-corruption level, summed and
   fed to adaLN-Zero. Extra condition tokens (the numerical module's digit tokens) are
   appended to the token sequence and read by attention; only patch tokens are decoded.
+  With `cond_in_adaln` each condition token's own embedding (every slot's ids are its
+  own) is also summed into the conditioning vector: a step's event then modulates every
+  block at once instead of waiting to be attended to.
 - The player where the record puts it (`player_tile`, the player's square tile in pixels;
   0: not told): the input builders (`maag.spatial.generator_inputs`) draw the last frame's
   player tile into the base where the record moved the player; the network reads it there.
@@ -135,6 +138,8 @@ def init_dit(network: nn.Module, tables: list[nn.Embedding]) -> None:
     if network.config.num_cond_tokens:
         nn.init.normal_(network.cond_embed.weight, std=0.02)
         nn.init.normal_(network.cond_pos, std=0.02)
+    if hasattr(network, "cond_adaln"):  # zero: a warm-started network draws as its source did
+        nn.init.zeros_(network.cond_adaln.weight)
     for embedder in (network.time_embed, network.corruption_embed):
         nn.init.normal_(embedder.mlp[0].weight, std=0.02)
         nn.init.normal_(embedder.mlp[2].weight, std=0.02)
@@ -152,12 +157,14 @@ def run_trunk(
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """The transformer blocks of a generator over its frame tokens x (B, N, D): the
     conditioning vector (B, D) from `time`, the corruption level, the action and the rules'
-    draws, the condition tokens appended to the sequence; returns (x's N tokens after the
-    blocks, the conditioning vector)."""
+    draws (and, with `cond_in_adaln`, the condition tokens), the condition tokens appended
+    to the sequence; returns (x's N tokens after the blocks, the conditioning vector)."""
     c = network.time_embed(time) + network.corruption_embed(corruption)
     c = c + network.action_embed(action)
     if network.config.chance:
         c = c + network.chance_embed(chance)
+    if hasattr(network, "cond_adaln") and cond_ids is not None:
+        c = c + network.cond_adaln(cond_ids).sum(dim=1)
     count = x.shape[1]
     if cond_ids is not None:
         x = torch.cat([x, network.cond_embed(cond_ids) + network.cond_pos], dim=1)
@@ -189,6 +196,7 @@ class FrameDiT(ModelMixin, ConfigMixin):
         chance: tuple[int, ...] = (),
         aligned_context: bool = False,
         player_tile: int = 0,
+        cond_in_adaln: bool = False,
     ):
         super().__init__()
         self.in_channels = 3 + 3 + 3 * context_frames + extra_channels  # noisy, base, context
@@ -205,6 +213,8 @@ class FrameDiT(ModelMixin, ConfigMixin):
         if num_cond_tokens:
             self.cond_embed = nn.Embedding(cond_vocab_size, hidden_size)
             self.cond_pos = nn.Parameter(torch.zeros(1, num_cond_tokens, hidden_size))
+            if cond_in_adaln:
+                self.cond_adaln = nn.Embedding(cond_vocab_size, hidden_size)
         self.blocks = nn.ModuleList(Block(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
         self.final = FinalLayer(hidden_size, patch_size, 3)
         if shift_offsets:

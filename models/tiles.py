@@ -150,6 +150,7 @@ class TileDiT(TileSet, ModelMixin, ConfigMixin):
         chance: tuple[int, ...] = (),
         aligned_context: bool = False,
         player_tile: int = 0,  # as FrameDiT's: the base shows the player where the record puts it
+        cond_in_adaln: bool = False,  # as FrameDiT's: the condition tokens in adaLN too
     ):
         super().__init__()
         self.register_tile_set(frame_size, tile_size, max_tiles)
@@ -170,6 +171,8 @@ class TileDiT(TileSet, ModelMixin, ConfigMixin):
         if num_cond_tokens:
             self.cond_embed = nn.Embedding(cond_vocab_size, hidden_size)
             self.cond_pos = nn.Parameter(torch.zeros(1, num_cond_tokens, hidden_size))
+            if cond_in_adaln:
+                self.cond_adaln = nn.Embedding(cond_vocab_size, hidden_size)
         self.blocks = nn.ModuleList(Block(hidden_size, num_heads, mlp_ratio) for _ in range(depth))
         self.final = FinalLayer(hidden_size, 1, max_tiles)  # one logit per tile of the set
         self.initialize_weights()

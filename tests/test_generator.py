@@ -836,6 +836,38 @@ def test_warm_start_into_a_deeper_network_computes_what_the_source_does(tmp_path
         GeneratorTask().build(recipe_for(data, depth=-1), spec)
 
 
+def test_tokens_in_adaln_start_at_zero_and_then_condition_every_block(tmp_path, data):
+    """With `tokens_in_adaln` the condition tokens are also summed into the adaLN vector:
+    warm-started from a network without it, the trunk computes what the source's does;
+    once the new table is not zero the vector depends on the tokens; it needs numerical."""
+    from maag.models.dit import run_trunk
+    from maag.train.generator import GeneratorTask
+    from maag.train.loop import warm_start
+
+    recipe = recipe_for(data, numerical=True, steps=3)
+    train_generator(recipe, tmp_path / "base", progress=False)
+    spec = maag.make("traveler").spec
+    plain, summed = (
+        GeneratorTask().build(recipe.updated({"tokens_in_adaln": on}), spec) for on in (False, True)
+    )
+    for network in (plain, summed):
+        warm_start(network, str(tmp_path / "base"), spec, "generator")
+    torch.manual_seed(0)
+    tokens = torch.randn(2, 16, plain.config.hidden_size)
+    cond_ids = torch.zeros(2, plain.config.num_cond_tokens, dtype=torch.long)  # row 0: null
+    cond_ids[1] = torch.randint(1, plain.config.cond_vocab_size, (plain.config.num_cond_tokens,))
+    conditions = (torch.full((2,), 0.5), torch.zeros(2), torch.zeros(2, dtype=torch.long), None)
+    with torch.no_grad():
+        drawn = [run_trunk(net, tokens, *conditions, cond_ids) for net in (plain, summed)]
+        assert torch.equal(drawn[0][0], drawn[1][0]) and torch.equal(drawn[0][1], drawn[1][1])
+        summed.cond_adaln.weight.normal_()
+        vectors = [run_trunk(net, tokens, *conditions, cond_ids)[1] for net in (plain, summed)]
+    assert torch.equal(vectors[0][0], vectors[0][1])  # without it the tokens only attend
+    assert not torch.allclose(vectors[1][0], vectors[1][1])
+    with pytest.raises(MaagError, match="tokens_in_adaln needs numerical"):
+        GeneratorTask().build(recipe_for(data, tokens_in_adaln=True), spec)
+
+
 def test_warm_start_from_a_shipped_model_folder(tmp_path, data):
     """init_from may name a model folder (float16 weights): its generator's weights start
     the run, within float16's precision; a folder without that network is refused."""

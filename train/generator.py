@@ -47,6 +47,9 @@ class GeneratorRecipe(Recipe):
     numerical: bool = False  # condition on the values' digit tokens (the numerical module)
     token_dropout: float = 0.15  # share of examples without tokens: the module can be off
     event_tokens: bool = False  # with numerical: also a token per event, its count this step
+    # with numerical: each token also summed into the adaLN conditioning vector (zero at
+    # first), so a step's event modulates every block, not only the tiles that attend to it
+    tokens_in_adaln: bool = False
     # with numerical: share of the examples told their tokens that are shown values drawn
     # at random over each value's range instead (the target's HUD redrawn to match), so every
     # digit is drawn at every place, whatever values the data's episodes reached
@@ -110,6 +113,8 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec, episodes: dict | No
             if recipe.spatial
             else "player_in_base needs spatial"
         )
+    if recipe.tokens_in_adaln and not recipe.numerical:
+        raise MaagError("tokens_in_adaln needs numerical (the tokens it sums)")
     tokens = DigitTokenizer(spec, recipe.event_tokens) if recipe.numerical else None
     shared = {
         "frame_size": spec.frame_height,
@@ -122,6 +127,7 @@ def build_generator(recipe: GeneratorRecipe, spec: GameSpec, episodes: dict | No
         "aligned_context": recipe.aligned_context,
         "chance": spec.chance,
         "player_tile": spec.tile[0] if recipe.player_in_base else 0,
+        "cond_in_adaln": recipe.tokens_in_adaln,
         **PRESETS[recipe.preset],
     }
     if recipe.depth:
