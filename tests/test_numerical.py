@@ -275,7 +275,8 @@ def test_an_observer_reads_the_steps_outcome_drawn_with_its_hud_blanked(tmp_path
 
 def test_played_data_holds_the_models_frames_read_by_the_referee(tmp_path):
     """`maag data --model`: the frames a model draws, with the values and events the
-    game's referee reads in them; they fill `played_share` of an observer's batches."""
+    game's referee reads in them; they fill `played_share` of an observer's batches, each
+    row with its camera move."""
     from maag.train.logicnet import PlayedFrames
 
     definition = get_game("traveler")
@@ -300,6 +301,9 @@ def test_played_data_holds_the_models_frames_read_by_the_referee(tmp_path):
     swapped = torch.rand(16, generator=torch.Generator().manual_seed(0)) < 0.5
     kept = 16 - int(swapped.sum())
     assert 0 < kept < 16 and torch.equal(mixed["target"][:kept], batch["target"][~swapped])
+    # every row keeps its camera move, which an aligned observer moves the outcome against
+    assert len(mixed["camera_move"]) == 16
+    assert np.array_equal(mixed["camera_move"][:kept], batch["camera_move"][~swapped.numpy()])
     drawn = episodes["frames"].reshape(-1, *episodes["frames"].shape[2:])
     for target in mixed["target"][kept:].numpy():
         assert (drawn == target).all(axis=(1, 2, 3)).any()  # a frame the model drew

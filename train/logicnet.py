@@ -166,7 +166,9 @@ def swapped_rows(batch: dict, swapped: torch.Tensor, rows: dict) -> dict:
     """`batch`'s rows not `swapped`, then `rows` (as many as are swapped)."""
     keys = ("context", "target", "action", "chance", "player", "events")
     mixed = {k: torch.cat([batch[k][~swapped], rows[k]]) for k in keys}
-    for key in ("canvas", "known"):  # map views (numpy), where LogicNet reads the map
+    # numpy: the map views, where LogicNet reads the map; the camera's move, which an
+    # aligned observer moves the outcome against
+    for key in ("canvas", "known", "camera_move"):
         if key in batch:
             mixed[key] = np.concatenate([batch[key][~swapped.numpy()], rows[key]])
     return mixed
