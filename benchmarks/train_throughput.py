@@ -24,7 +24,7 @@ import torch
 
 from maag.data import Dataset
 from maag.models import bf16_is_fast
-from maag.models.flow import training_loss
+from maag.models.flow import loss_for
 from maag.train.generator import GeneratorRecipe, GeneratorTask
 from maag.train.loop import batch_stream, find_close_calls
 from maag.transitions import TransitionSampler, load_episodes
@@ -57,7 +57,7 @@ def main() -> None:
 
     episodes = load_episodes(recipe.data)
     task = GeneratorTask()
-    model = task.build(recipe, Dataset(recipe.data).spec).to(device)
+    model = task.build(recipe, Dataset(recipe.data).spec, episodes).to(device)
     maps = task.prepare(episodes, recipe)
     close = find_close_calls(episodes, recipe, maps, device) if recipe.close_call_share else None
     sampler = TransitionSampler(
@@ -81,7 +81,7 @@ def main() -> None:
             inputs = task.inputs(model, batch, recipe, noise, device)
             sync()
             times.append(time.perf_counter())
-            loss = training_loss(
+            loss = loss_for(model)(
                 model, **inputs, generator=noise, one_step_share=recipe.one_step_share
             )
         sync()

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A Pac-Man generator recipe on one GPU, as sessions 25 and 26 ran it on one NVIDIA H200
-# lent for 15 minutes in all: the data regenerated from its seeds, the split of a step's
-# time (benchmarks/train_throughput.py, whose samples/s sizes the run), then the recipe for
-# as many steps as the time left allows.
+# lent for 15 minutes in all: the datasets the recipe names made from their seeds (those
+# already there kept), the split of a step's time (benchmarks/train_throughput.py, whose
+# samples/s sizes the run), then the recipe for as many steps as the time left allows.
 #
 #   bash train/gpu/pacman_generator.sh RECIPE RUN_DIR OUT_DIR [SECONDS]
 #
-# e.g. `bash train/gpu/pacman_generator.sh pacman_full_stage15 runs/pacman-full-stage15 OUT`
+# e.g. `bash train/gpu/pacman_generator.sh pacman_tiles_gpu runs/pacman-tiles-gpu OUT` (a
+# tile generator of the shipped size from scratch, on all the seeker data: session 48)
 # (`RATE=1700 bash ...` skips the benchmark and sizes the run by that rate).
 # Needs maag installed (`pip install -e .`, or its wheel beside diffusers' in .whl/, as
 # the lent machine had it) and a GPU; a recipe that starts from a run (`init_from`) needs
@@ -38,14 +39,34 @@ nproc
 seconds_left() { echo $(( deadline - $(date +%s) )); }
 started=$(date +%s)
 workers=$(( $(nproc) > 4 ? $(nproc) : 4 ))
-data() { maag data --game pacman --steps 1000 --workers "$workers" --quiet "$@"; }
-data --agent seeker --episodes 200 --out data/pacman-train &&
-data --agent seeker --episodes 16 --seed 1000 --out data/pacman-val &&
-data --agent stumbler --episodes 100 --seed 7 --out data/pacman-stumbler-train &&
-data --agent random --episodes 60 --seed 11 --out data/pacman-random-train || exit 1
-for n in 1 2 3 4; do
-    data --agent seeker --episodes 30 --seed $(( 2000 + 100 * n )) \
-        --map "games/mazes/braided_$n.txt" --out "data/pacman-braided$n-train" || exit 1
+# each dataset the recipe names (data, more_data, val_data), made from its seeds as the
+# model card says; one already there (a warm machine, a second call) is kept
+make_data() {
+    local name=$1 args
+    case $name in
+        pacman-train) args="--agent seeker --episodes 200" ;;
+        pacman-val) args="--agent seeker --episodes 16 --seed 1000" ;;
+        pacman-stumbler-train) args="--agent stumbler --episodes 100 --seed 7" ;;
+        pacman-random-train) args="--agent random --episodes 60 --seed 11" ;;
+        pacman-braided[1-8]-train)
+            local n=${name//[^0-9]/}
+            args="--agent seeker --episodes 30 --seed $(( 2000 + 100 * n )) --map games/mazes/braided_$n.txt" ;;
+        pacman-more-train) args="--agent seeker --episodes 40 --seed 5000" ;;
+        pacman-seek2-train) args="--agent seeker --episodes 300 --seed 6000" ;;
+        *) echo "no command for data/$name: make it before the run"; return 1 ;;
+    esac
+    [[ -f data/$name/manifest.json ]] && return 0
+    # shellcheck disable=SC2086
+    maag data --game pacman --steps 1000 --workers "$workers" --quiet $args --out "data/$name"
+}
+datasets=$(python3 -c "
+import json, sys
+recipe = json.load(open(sys.argv[1]))
+for path in [recipe['data'], *recipe.get('more_data', []), recipe['val_data']]:
+    print(path.removeprefix('data/'))
+" "$recipe") || exit 1
+for name in $datasets; do
+    make_data "$name" || exit 1
 done
 echo "[$(date +%T)] data: $(( $(date +%s) - started )) s"
 
@@ -82,7 +103,8 @@ run = Path(sys.argv[2]) / "checkpoints"
 if not list(run.glob("step-*")):
     sys.exit("no checkpoint was written: the run ended before its first")
 latest = sorted(run.glob("step-*"))[-1]
-ema = {k: v.half().contiguous() for k, v in load_file(str(latest / "ema.safetensors")).items()}
+weights = load_file(str(latest / "ema.safetensors"))
+ema = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in weights.items()}
 save_file(ema, f"{sys.argv[1]}/ema16.safetensors", metadata={"checkpoint": latest.name})
 (Path(sys.argv[1]) / "state.json").write_text((latest / "state.json").read_text())
 print("saved", latest.name)
