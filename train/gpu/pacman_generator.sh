@@ -82,12 +82,17 @@ if [[ -z "$rate" ]]; then
 fi
 [[ "$rate" =~ ^[0-9]+$ ]] || { echo "no rate measured: 800 samples/s assumed"; rate=800; }
 batch=$(python3 -c "import json; print(json.load(open('$recipe'))['batch_size'])")
-# setup of the full run (loading 480 episodes, their palette, the close calls: 104 s in
-# session 26, before the shards were read once; then the map histories: about 60 s then,
-# 2.9 times faster since); the rate taken at 80%
-steps=$(( rate * ($(seconds_left) - 120 - 45) / batch * 8 / 10 ))
+# setup of the full run, by its episodes: loading them and reading their tile set, 0.19 s
+# an episode on one process (session 48, 780 episodes on the CPU), then the map histories,
+# 0.93 s an episode over the cores; 30 s besides for the start. The rate taken at 80%
+episodes=$(python3 -c "
+import json, sys
+print(sum(json.load(open(f'data/{name}/manifest.json'))['episodes'] for name in sys.argv[1:]))
+" $datasets) || exit 1
+setup=$(( 30 + episodes * 19 / 100 + episodes * 93 / 100 / $(nproc) ))
+steps=$(( rate * ($(seconds_left) - setup - 45) / batch * 8 / 10 ))
 steps=$(( steps < 100 ? 100 : steps > 20000 ? 20000 : steps ))
-echo "[$(date +%T)] benchmark: $rate samples/s; full run: $steps steps"
+echo "[$(date +%T)] benchmark: $rate samples/s; setup of $episodes episodes about $setup s; full run: $steps steps"
 
 timeout $(( $(seconds_left) - 45 )) "$maag_bin" train generator --recipe "$recipe" \
     --out "$run" --steps "$steps" --quiet \
